@@ -1,1 +1,1774 @@
-//! placeholder
+//! The embedded SQLite backend of [`confab_store::Store`].
+//!
+//! One file in WAL mode with `synchronous = FULL`, so a commit is on disk before it returns.
+//! Writes go through a single connection (SQLite has one writer anyway, and this way no
+//! statement ever waits on `SQLITE_BUSY`); reads use a pool of their own.
+//!
+//! Message posts are **group-committed**: a task collects the posts that arrive while the
+//! previous commit is in flight and writes them in one transaction, each inside its own
+//! savepoint so that one refused post does not undo the others. One fsync then covers many
+//! messages, and every caller still hears back only after its message is durable.
+
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use confab_domain::rules::{self, AssigneeFilter, Refusal, VisitorMessageEffect};
+use confab_domain::*;
+use confab_store::*;
+use rows::*;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Acquire, QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How many posts one group commit takes at most.
+const MAX_BATCH: usize = 512;
+
+type PostReply = oneshot::Sender<Result<Posted>>;
+
+/// Confab's store on one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    posts: mpsc::Sender<(NewMessage, PostReply)>,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound("row"),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Conflict("value"),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+trait Ctx<T> {
+    fn not_found(self, what: &'static str) -> Result<T>;
+    fn conflict(self, what: &'static str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for std::result::Result<T, sqlx::Error> {
+    fn not_found(self, what: &'static str) -> Result<T> {
+        self.map_err(|e| match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound(what),
+            e => db_err(e),
+        })
+    }
+    fn conflict(self, what: &'static str) -> Result<T> {
+        self.map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(what),
+            e => e,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        MIGRATOR
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(db_err)?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(group_commit(write.clone(), rx));
+        Ok(Self {
+            read,
+            write,
+            posts: tx,
+        })
+    }
+
+    /// Runs the migrations only (`confab migrate`).
+    pub async fn migrate(path: &Path) -> Result<()> {
+        Self::open(path).await.map(|_| ())
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    async fn conversation_row(
+        conn: &mut SqliteConnection,
+        id: ConversationId,
+    ) -> Result<ConversationRow> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?"
+        ))
+        .bind(id.0)
+        .fetch_one(&mut *conn)
+        .await
+        .not_found("conversation")?;
+        conversation(&row)
+    }
+}
+
+/// The group-commit loop: see the module documentation.
+async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<(NewMessage, PostReply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcomes = commit_batch(&pool, &batch).await;
+        match outcomes {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, size = batch.len(), "group commit failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_batch(
+    pool: &SqlitePool,
+    batch: &[(NewMessage, PostReply)],
+) -> Result<Vec<Result<Posted>>> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (new, _) in batch {
+        let mut sp = tx.begin().await.map_err(db_err)?;
+        match post_in_tx(&mut sp, new).await {
+            Ok(p) => {
+                sp.commit().await.map_err(db_err)?;
+                results.push(Ok(p));
+            }
+            Err(e) => {
+                sp.rollback().await.map_err(db_err)?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(results)
+}
+
+/// What one new timeline entry is.
+struct Entry<'a> {
+    kind: MessageKind,
+    author_kind: AuthorKind,
+    agent_id: Option<AgentId>,
+    author_name: Option<String>,
+    author_key: Option<String>,
+    body: &'a str,
+    event: Option<&'a Event>,
+    attachment_id: Option<AttachmentId>,
+    client_id: Option<&'a str>,
+    mentions: &'a [AgentId],
+    now: DateTime<Utc>,
+}
+
+impl<'a> Entry<'a> {
+    fn event(event: &'a Event, by: Option<&Agent>, now: DateTime<Utc>) -> Self {
+        Entry {
+            kind: MessageKind::Event,
+            author_kind: if by.is_some() {
+                AuthorKind::Agent
+            } else {
+                AuthorKind::System
+            },
+            agent_id: by.map(|a| a.id),
+            author_name: by.map(|a| a.display_name.clone()),
+            author_key: None,
+            body: "",
+            event: Some(event),
+            attachment_id: None,
+            client_id: None,
+            mentions: &[],
+            now,
+        }
+    }
+}
+
+/// Appends one entry to a conversation's timeline, advancing its sequence numbers in `row`
+/// (the caller saves the row once at the end of the transaction).
+async fn append(
+    conn: &mut SqliteConnection,
+    row: &mut ConversationRow,
+    e: Entry<'_>,
+) -> Result<Message> {
+    let c = &mut row.conversation;
+    let visible = match e.kind {
+        MessageKind::Text => true,
+        MessageKind::Note => false,
+        MessageKind::Event => e.event.is_some_and(Event::visible_to_visitor),
+    };
+    c.last_seq += 1;
+    let visible_seq = visible.then(|| {
+        c.last_visible_seq += 1;
+        c.last_visible_seq
+    });
+    if e.author_kind == AuthorKind::Visitor && e.kind == MessageKind::Text {
+        row.last_visitor_seq = c.last_seq;
+    }
+    if e.kind != MessageKind::Event {
+        c.last_message_at = e.now;
+    }
+    let event_json = e
+        .event
+        .map(|ev| serde_json::to_string(ev).unwrap_or_default());
+    let mentions_json = serde_json::to_string(e.mentions).unwrap_or_else(|_| "[]".into());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, agent_id, author_name, \
+         author_key, body, event, attachment_id, client_id, mentions, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(c.id.0)
+    .bind(c.last_seq)
+    .bind(visible_seq)
+    .bind(e.kind.as_str())
+    .bind(e.author_kind.as_str())
+    .bind(e.agent_id.map(|a| a.0))
+    .bind(&e.author_name)
+    .bind(&e.author_key)
+    .bind(e.body)
+    .bind(&event_json)
+    .bind(e.attachment_id.map(|a| a.0))
+    .bind(e.client_id)
+    .bind(&mentions_json)
+    .bind(us(e.now))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let attachment = match e.attachment_id {
+        Some(aid) => Some(attachment(
+            &sqlx::query("SELECT * FROM attachments WHERE id = ?")
+                .bind(aid.0)
+                .fetch_one(&mut *conn)
+                .await
+                .not_found("attachment")?,
+        )),
+        None => None,
+    };
+    Ok(Message {
+        id: MessageId(id),
+        conversation_id: c.id,
+        seq: c.last_seq,
+        visible_seq,
+        kind: e.kind,
+        author_kind: e.author_kind,
+        agent_id: e.agent_id,
+        author_name: e.author_name,
+        body: e.body.to_owned(),
+        event: e.event.cloned(),
+        attachment,
+        client_id: e.client_id.map(str::to_owned),
+        mentions: e.mentions.to_vec(),
+        created_at: e.now,
+    })
+}
+
+async fn save(conn: &mut SqliteConnection, row: &ConversationRow) -> Result<()> {
+    let c = &row.conversation;
+    sqlx::query(
+        "UPDATE conversations SET status = ?, assignee_id = ?, team_id = ?, snoozed_until = ?, closed_at = ?, \
+         last_seq = ?, last_visible_seq = ?, last_visitor_seq = ?, handoff_at = ?, agent_took_part = ?, \
+         offline = ?, rating = ?, rating_comment = ?, visitor_read_seq = ?, agent_read_seq = ?, \
+         last_message_at = ? WHERE id = ?",
+    )
+    .bind(c.status.as_str())
+    .bind(c.assignee_id.map(|a| a.0))
+    .bind(c.team_id.map(|t| t.0))
+    .bind(c.snoozed_until.map(us))
+    .bind(c.closed_at.map(us))
+    .bind(c.last_seq)
+    .bind(c.last_visible_seq)
+    .bind(row.last_visitor_seq)
+    .bind(c.handoff_at.map(us))
+    .bind(c.agent_took_part)
+    .bind(c.offline)
+    .bind(c.rating.map(Rating::as_str))
+    .bind(&c.rating_comment)
+    .bind(c.visitor_read_seq)
+    .bind(c.agent_read_seq)
+    .bind(us(c.last_message_at))
+    .bind(c.id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn schedule(
+    conn: &mut SqliteConnection,
+    kind: JobKind,
+    conv: ConversationId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO jobs (kind, conversation_id, run_at) VALUES (?, ?, ?)")
+        .bind(kind.as_str())
+        .bind(conv.0)
+        .bind(us(at))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts a conversation and its handoff entry (W4).
+async fn create_conversation(
+    conn: &mut SqliteConnection,
+    site: SiteId,
+    contact: ContactId,
+    channel: Channel,
+    start_url: Option<&str>,
+    handoff: Option<&rules::Handoff>,
+    now: DateTime<Utc>,
+) -> Result<(ConversationRow, Vec<Message>)> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO conversations (site_id, contact_id, channel, status, handoff_at, offline, start_url, \
+         created_at, last_message_at) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(site.0)
+    .bind(contact.0)
+    .bind(channel.as_str())
+    .bind(handoff.map(|_| us(now)))
+    .bind(handoff.is_some_and(|h| h.offline))
+    .bind(start_url)
+    .bind(us(now))
+    .bind(us(now))
+    .fetch_one(&mut *conn)
+    .await
+    .conflict("live conversation")?;
+    let mut row = SqliteStore::conversation_row(conn, ConversationId(id)).await?;
+    let mut written = Vec::new();
+    if let Some(h) = handoff {
+        written.push(append(conn, &mut row, Entry::event(&h.event, None, now)).await?);
+        if let Some(at) = h.wait_until {
+            schedule(conn, JobKind::WaitExpiry, row.conversation.id, at).await?;
+        }
+        save(conn, &row).await?;
+    }
+    Ok((row, written))
+}
+
+fn author_key(author: &Author) -> Option<String> {
+    match author {
+        Author::Visitor { contact_id, .. } => Some(format!("v{}", contact_id.0)),
+        Author::Agent(a) => Some(format!("a{}", a.id.0)),
+        Author::Bot { .. } | Author::System => None,
+    }
+}
+
+async fn fetch_message(conn: &mut SqliteConnection, id: i64) -> Result<Message> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id WHERE m.id = ?"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+    .not_found("message")?;
+    message(&row)
+}
+
+/// One post, inside the group commit's transaction (see [`Store::post_message`]).
+async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Posted> {
+    let key = author_key(&new.author);
+    if let (Some(key), Some(cid)) = (&key, &new.client_id) {
+        let existing: Option<(i64, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, body, kind, attachment_id FROM messages WHERE author_key = ? AND client_id = ?",
+        )
+        .bind(key)
+        .bind(cid)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if let Some((id, body, kind, attachment)) = existing {
+            if body != new.body.as_str()
+                || kind != new.kind.as_str()
+                || attachment != new.attachment_id.map(|a| a.0)
+            {
+                return Err(StoreError::IdempotencyConflict);
+            }
+            let message = fetch_message(conn, id).await?;
+            let conversation = SqliteStore::conversation_row(conn, message.conversation_id)
+                .await?
+                .conversation;
+            return Ok(Posted {
+                message,
+                created: false,
+                written: vec![],
+                conversation,
+                started_new: false,
+                assigned: false,
+            });
+        }
+    }
+    let mut row = SqliteStore::conversation_row(conn, new.conversation_id).await?;
+    let mut written = Vec::new();
+    let mut started_new = false;
+    let mut assigned = false;
+    let (author_kind, agent_id, author_name) = match &new.author {
+        Author::Visitor { contact_id, name } => {
+            if *contact_id != row.conversation.contact_id {
+                return Err(Refusal::NotVisible.into());
+            }
+            if new.kind != MessageKind::Text {
+                return Err(Refusal::Forbidden.into());
+            }
+            match rules::visitor_message_effect(&row.conversation, new.reopen_policy) {
+                VisitorMessageEffect::Post => {}
+                VisitorMessageEffect::Wake => {
+                    row.conversation.status = Status::Open;
+                    row.conversation.snoozed_until = None;
+                    written.push(
+                        append(conn, &mut row, Entry::event(&Event::Woke, None, new.now)).await?,
+                    );
+                }
+                VisitorMessageEffect::Reopen => {
+                    row.conversation.status = Status::Open;
+                    row.conversation.closed_at = None;
+                    written.push(
+                        append(
+                            conn,
+                            &mut row,
+                            Entry::event(&Event::Reopened { by: None }, None, new.now),
+                        )
+                        .await?,
+                    );
+                }
+                VisitorMessageEffect::StartNew => {
+                    let c = &row.conversation;
+                    let (fresh, events) = create_conversation(
+                        conn,
+                        c.site_id,
+                        c.contact_id,
+                        c.channel,
+                        c.start_url.as_deref(),
+                        new.handoff_if_new.as_ref(),
+                        new.now,
+                    )
+                    .await?;
+                    row = fresh;
+                    written.extend(events);
+                    started_new = true;
+                }
+            }
+            (AuthorKind::Visitor, None, name.clone())
+        }
+        Author::Agent(agent) => {
+            rules::check_agent_post(agent, &row.conversation, new.kind)?;
+            if let Some(to) = rules::reply_assigns(agent, &row.conversation, new.kind) {
+                row.conversation.assignee_id = Some(to);
+                let ev = rules::assignment_event(Some(agent), Some(agent));
+                written
+                    .push(append(conn, &mut row, Entry::event(&ev, Some(agent), new.now)).await?);
+                assigned = true;
+            }
+            if new.kind == MessageKind::Text {
+                row.conversation.agent_took_part = true;
+            }
+            (
+                AuthorKind::Agent,
+                Some(agent.id),
+                Some(agent.display_name.clone()),
+            )
+        }
+        Author::Bot { name } => (AuthorKind::Bot, None, Some(name.clone())),
+        Author::System => (AuthorKind::System, None, None),
+    };
+    if let Some(aid) = new.attachment_id {
+        let owner: Option<i64> =
+            sqlx::query_scalar("SELECT conversation_id FROM attachments WHERE id = ?")
+                .bind(aid.0)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        if owner != Some(new.conversation_id.0) {
+            return Err(StoreError::NotFound("attachment"));
+        }
+    }
+    let message = append(
+        conn,
+        &mut row,
+        Entry {
+            kind: new.kind,
+            author_kind,
+            agent_id,
+            author_name,
+            author_key: key,
+            body: new.body.as_str(),
+            event: None,
+            attachment_id: new.attachment_id,
+            client_id: new.client_id.as_deref(),
+            mentions: &new.mentions,
+            now: new.now,
+        },
+    )
+    .await?;
+    save(conn, &row).await?;
+    written.push(message.clone());
+    Ok(Posted {
+        message,
+        created: true,
+        written,
+        conversation: row.conversation,
+        started_new,
+        assigned,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_agents(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn create_agent(&self, n: NewAgent) -> Result<Agent> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO agents (email, name, display_name, password_hash, role, access, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(&n.email)
+        .bind(&n.name)
+        .bind(&n.display_name)
+        .bind(&n.password_hash)
+        .bind(n.role.as_str())
+        .bind(n.access.as_str())
+        .bind(us(n.now))
+        .fetch_one(&self.write)
+        .await
+        .conflict("agent")?;
+        agent(&row)
+    }
+
+    async fn agent(&self, id: AgentId) -> Result<Agent> {
+        let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
+            .bind(id.0)
+            .fetch_one(&self.read)
+            .await
+            .not_found("agent")?;
+        agent(&row)
+    }
+
+    async fn agent_credentials(&self, email: &str) -> Result<Option<(Agent, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = ?"
+        ))
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| Ok((agent(&r)?, r.get("password_hash"))))
+            .transpose()
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>> {
+        let rows = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(agent).collect()
+    }
+
+    async fn update_agent(&self, id: AgentId, p: AgentPatch) -> Result<Agent> {
+        let row = sqlx::query(&format!(
+            "UPDATE agents SET name = COALESCE(?, name), display_name = COALESCE(?, display_name), \
+             avatar_url = CASE WHEN ? THEN ? ELSE avatar_url END, role = COALESCE(?, role), \
+             access = COALESCE(?, access), available = COALESCE(?, available), \
+             notify_desktop = COALESCE(?, notify_desktop), notify_sound = COALESCE(?, notify_sound), \
+             notify_all_messages = COALESCE(?, notify_all_messages), deactivated = COALESCE(?, deactivated) \
+             WHERE id = ? RETURNING {AGENT_COLUMNS}"
+        ))
+        .bind(&p.name)
+        .bind(&p.display_name)
+        .bind(p.avatar_url.is_some())
+        .bind(p.avatar_url.clone().flatten())
+        .bind(p.role.map(Role::as_str))
+        .bind(p.access.map(Access::as_str))
+        .bind(p.available)
+        .bind(p.notify_desktop)
+        .bind(p.notify_sound)
+        .bind(p.notify_all_messages)
+        .bind(p.deactivated)
+        .bind(id.0)
+        .fetch_one(&self.write)
+        .await
+        .not_found("agent")?;
+        agent(&row)
+    }
+
+    async fn set_password(&self, id: AgentId, hash: &str) -> Result<()> {
+        let r = sqlx::query("UPDATE agents SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound("agent"));
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, s: NewSession) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, agent_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&s.token_hash)
+            .bind(s.agent_id.0)
+            .bind(&s.csrf_token)
+            .bind(us(s.created_at))
+            .bind(us(s.expires_at))
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AgentSession>> {
+        let row: Option<(i64, String, i64)> =
+            sqlx::query_as("SELECT agent_id, csrf_token, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
+                .bind(token_hash)
+                .bind(us(now))
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_err)?;
+        Ok(row.map(|(a, c, e)| AgentSession {
+            agent_id: AgentId(a),
+            csrf_token: c,
+            expires_at: from_us(e),
+        }))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_agent_sessions(&self, agent: AgentId) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE agent_id = ?")
+            .bind(agent.0)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_api_token(
+        &self,
+        agent: AgentId,
+        name: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiToken> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO api_tokens (agent_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(agent.0)
+            .bind(name)
+            .bind(token_hash)
+            .bind(us(now))
+            .fetch_one(&self.write)
+            .await
+            .conflict("api token")?;
+        Ok(ApiToken {
+            id,
+            agent_id: agent,
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn agent_by_api_token(&self, token_hash: &str) -> Result<Option<AgentId>> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT agent_id FROM api_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_err)?;
+        Ok(id.map(AgentId))
+    }
+
+    async fn create_team(&self, name: &str, members: &[AgentId]) -> Result<Team> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO teams (name) VALUES (?) RETURNING id")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .conflict("team")?;
+        set_members(&mut tx, id, members).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.team(TeamId(id)).await
+    }
+
+    async fn list_teams(&self) -> Result<Vec<Team>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM teams ORDER BY name")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.team(TeamId(id)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn team(&self, id: TeamId) -> Result<Team> {
+        let name: String = sqlx::query_scalar("SELECT name FROM teams WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.read)
+            .await
+            .not_found("team")?;
+        let members: Vec<i64> = sqlx::query_scalar(
+            "SELECT agent_id FROM team_members WHERE team_id = ? ORDER BY agent_id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(Team {
+            id,
+            name,
+            members: members.into_iter().map(AgentId).collect(),
+        })
+    }
+
+    async fn update_team(
+        &self,
+        id: TeamId,
+        name: Option<&str>,
+        members: Option<&[AgentId]>,
+    ) -> Result<Team> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let r = sqlx::query("UPDATE teams SET name = COALESCE(?, name) WHERE id = ?")
+            .bind(name)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .conflict("team")?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound("team"));
+        }
+        if let Some(m) = members {
+            set_members(&mut tx, id.0, m).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.team(id).await
+    }
+
+    async fn delete_team(&self, id: TeamId) -> Result<()> {
+        let r = sqlx::query("DELETE FROM teams WHERE id = ?")
+            .bind(id.0)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound("team"));
+        }
+        Ok(())
+    }
+
+    async fn create_site(&self, n: NewSite) -> Result<Site> {
+        let row = sqlx::query(
+            "INSERT INTO sites (name, public_key, identity_secret, settings, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(&n.name)
+        .bind(&n.public_key)
+        .bind(&n.identity_secret)
+        .bind(serde_json::to_string(&n.settings).map_err(|e| StoreError::Internal(e.to_string()))?)
+        .bind(us(n.now))
+        .fetch_one(&self.write)
+        .await
+        .conflict("site")?;
+        site(&row)
+    }
+
+    async fn site(&self, id: SiteId) -> Result<Site> {
+        let row = sqlx::query("SELECT * FROM sites WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.read)
+            .await
+            .not_found("site")?;
+        site(&row)
+    }
+
+    async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE public_key = ?")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(site).transpose()
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>> {
+        let rows = sqlx::query("SELECT * FROM sites ORDER BY id")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(site).collect()
+    }
+
+    async fn update_site(
+        &self,
+        id: SiteId,
+        name: Option<&str>,
+        settings: Option<&SiteSettings>,
+    ) -> Result<Site> {
+        let settings = settings
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let row = sqlx::query(
+            "UPDATE sites SET name = COALESCE(?, name), settings = COALESCE(?, settings) WHERE id = ? RETURNING *",
+        )
+        .bind(name)
+        .bind(settings)
+        .bind(id.0)
+        .fetch_one(&self.write)
+        .await
+        .not_found("site")?;
+        site(&row)
+    }
+
+    async fn create_contact(&self, n: NewContact) -> Result<Contact> {
+        let site_id = n
+            .site_id
+            .ok_or(StoreError::Internal("contact without site".into()))?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO contacts (site_id, name, email, external_id, verified, user_agent, ip, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLUMNS}"
+        ))
+        .bind(site_id.0)
+        .bind(&n.name)
+        .bind(&n.email)
+        .bind(&n.external_id)
+        .bind(n.verified)
+        .bind(&n.user_agent)
+        .bind(&n.ip)
+        .bind(us(n.now.unwrap_or_else(Utc::now)))
+        .fetch_one(&self.write)
+        .await
+        .conflict("contact")?;
+        contact(&row)
+    }
+
+    async fn contact(&self, id: ContactId) -> Result<Contact> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?"
+        ))
+        .bind(id.0)
+        .fetch_one(&self.read)
+        .await
+        .not_found("contact")?;
+        contact(&row)
+    }
+
+    async fn update_contact(&self, id: ContactId, p: ContactPatch) -> Result<Contact> {
+        let tags = p
+            .tags
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()));
+        let row = sqlx::query(&format!(
+            "UPDATE contacts SET \
+             name = CASE WHEN ? THEN ? ELSE name END, \
+             email = CASE WHEN ? THEN ? ELSE email END, \
+             phone = CASE WHEN ? THEN ? ELSE phone END, \
+             external_id = CASE WHEN ? THEN ? ELSE external_id END, \
+             verified = COALESCE(?, verified), \
+             consent_text = COALESCE(?, consent_text), consent_at = COALESCE(?, consent_at), \
+             tags = COALESCE(?, tags) \
+             WHERE id = ? RETURNING {CONTACT_COLUMNS}"
+        ))
+        .bind(p.name.is_some())
+        .bind(p.name.clone().flatten())
+        .bind(p.email.is_some())
+        .bind(p.email.clone().flatten())
+        .bind(p.phone.is_some())
+        .bind(p.phone.clone().flatten())
+        .bind(p.external_id.is_some())
+        .bind(p.external_id.clone().flatten())
+        .bind(p.verified)
+        .bind(p.consent.as_ref().map(|c| c.0.clone()))
+        .bind(p.consent.as_ref().map(|c| us(c.1)))
+        .bind(tags)
+        .bind(id.0)
+        .fetch_one(&self.write)
+        .await
+        .not_found("contact")
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict("contact"),
+            e => e,
+        })?;
+        contact(&row)
+    }
+
+    async fn contact_by_external_id(
+        &self,
+        site: SiteId,
+        external_id: &str,
+    ) -> Result<Option<Contact>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE site_id = ? AND external_id = ?"
+        ))
+        .bind(site.0)
+        .bind(external_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(contact).transpose()
+    }
+
+    async fn contact_by_email(&self, site: SiteId, email: &str) -> Result<Option<Contact>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE site_id = ? AND email = ? ORDER BY verified DESC, id LIMIT 1"
+        ))
+        .bind(site.0)
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(contact).transpose()
+    }
+
+    async fn merge_contacts(&self, from: ContactId, into: ContactId) -> Result<Contact> {
+        if from == into {
+            return self.contact(into).await;
+        }
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        for table in [
+            "conversations",
+            "visitor_sessions",
+            "page_views",
+            "contact_notes",
+        ] {
+            // Table names come from the fixed list above, never from input.
+            sqlx::query(&format!(
+                "UPDATE {table} SET contact_id = ? WHERE contact_id = ?"
+            ))
+            .bind(into.0)
+            .bind(from.0)
+            .execute(&mut *tx)
+            .await
+            .conflict("live conversation")?;
+        }
+        sqlx::query("UPDATE messages SET author_key = ? WHERE author_key = ?")
+            .bind(format!("v{}", into.0))
+            .bind(format!("v{}", from.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM contacts WHERE id = ?")
+            .bind(from.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.contact(into).await
+    }
+
+    async fn add_contact_note(
+        &self,
+        contact: ContactId,
+        agent: AgentId,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ContactNote> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO contact_notes (contact_id, agent_id, body, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(contact.0)
+            .bind(agent.0)
+            .bind(body)
+            .bind(us(now))
+            .fetch_one(&self.write)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Internal(m) if m.contains("FOREIGN KEY") => StoreError::NotFound("contact"),
+                e => e,
+            })?;
+        Ok(ContactNote {
+            id,
+            contact_id: contact,
+            agent_id: agent,
+            body: body.to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn contact_notes(&self, contact: ContactId) -> Result<Vec<ContactNote>> {
+        let rows: Vec<(i64, i64, String, i64)> =
+            sqlx::query_as("SELECT id, agent_id, body, created_at FROM contact_notes WHERE contact_id = ? ORDER BY id")
+                .bind(contact.0)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, a, body, t)| ContactNote {
+                id,
+                contact_id: contact,
+                agent_id: AgentId(a),
+                body,
+                created_at: from_us(t),
+            })
+            .collect())
+    }
+
+    async fn add_page_view(&self, contact: ContactId, v: PageView) -> Result<()> {
+        sqlx::query("INSERT INTO page_views (contact_id, url, title, referrer, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(contact.0)
+            .bind(&v.url)
+            .bind(&v.title)
+            .bind(&v.referrer)
+            .bind(us(v.created_at))
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn page_views(&self, contact: ContactId, limit: i64) -> Result<Vec<PageView>> {
+        let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT url, title, referrer, created_at FROM page_views WHERE contact_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(contact.0)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(url, title, referrer, t)| PageView {
+                url,
+                title,
+                referrer,
+                created_at: from_us(t),
+            })
+            .collect())
+    }
+
+    async fn contact_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>> {
+        self.visitor_conversations(contact).await
+    }
+
+    async fn create_visitor_session(
+        &self,
+        token_hash: &str,
+        site: SiteId,
+        contact: ContactId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO visitor_sessions (token_hash, site_id, contact_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(site.0)
+            .bind(contact.0)
+            .bind(us(now))
+            .execute(&self.write)
+            .await
+            .conflict("visitor session")?;
+        Ok(())
+    }
+
+    async fn visitor_session(&self, token_hash: &str) -> Result<Option<VisitorSession>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT site_id, contact_id FROM visitor_sessions WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_err)?;
+        Ok(row.map(|(s, c)| VisitorSession {
+            site_id: SiteId(s),
+            contact_id: ContactId(c),
+        }))
+    }
+
+    async fn repoint_visitor_session(&self, token_hash: &str, contact: ContactId) -> Result<()> {
+        sqlx::query("UPDATE visitor_sessions SET contact_id = ? WHERE token_hash = ?")
+            .bind(contact.0)
+            .bind(token_hash)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn start_conversation(&self, n: NewConversation) -> Result<Started> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let existing = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
+             WHERE c.contact_id = ? AND c.site_id = ? AND c.channel = ? AND c.status <> 'closed'"
+        ))
+        .bind(n.contact_id.0)
+        .bind(n.site_id.0)
+        .bind(n.channel.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = existing {
+            return Ok(Started {
+                conversation: conversation(&row)?.conversation,
+                created: false,
+                messages: vec![],
+            });
+        }
+        let (row, messages) = create_conversation(
+            &mut tx,
+            n.site_id,
+            n.contact_id,
+            n.channel,
+            n.start_url.as_deref(),
+            n.handoff.as_ref(),
+            n.now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Started {
+            conversation: row.conversation,
+            created: true,
+            messages,
+        })
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
+        let mut conn = self.read.acquire().await.map_err(db_err)?;
+        Ok(Self::conversation_row(&mut conn, id).await?.conversation)
+    }
+
+    async fn list_conversations(&self, q: &ConversationQuery) -> Result<Vec<ConversationSummary>> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
+             lm.author_kind AS lm_author_kind, lm.author_name AS lm_author_name, lm.kind AS lm_kind, \
+             lm.body AS lm_body, lm.created_at AS lm_created_at, \
+             (c.last_visitor_seq > COALESCE((SELECT r.seq FROM agent_reads r WHERE r.agent_id = "
+        ));
+        b.push_bind(q.viewer.0);
+        b.push(
+            " AND r.conversation_id = c.id), 0)) AS unread \
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
+             LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m WHERE m.conversation_id = c.id \
+             AND m.kind <> 'event' ORDER BY m.seq DESC LIMIT 1) WHERE 1 = 1",
+        );
+        let mut visible_to = q.visible_to;
+        if let Some(f) = &q.filter {
+            b.push(" AND c.status = ").push_bind(f.status.as_str());
+            match f.assignee {
+                AssigneeFilter::Any => {}
+                AssigneeFilter::Nobody => {
+                    b.push(" AND c.assignee_id IS NULL");
+                }
+                AssigneeFilter::Is(a) => {
+                    b.push(" AND c.assignee_id = ").push_bind(a.0);
+                }
+                AssigneeFilter::SomeoneBut(a) => {
+                    b.push(" AND c.assignee_id IS NOT NULL AND c.assignee_id <> ")
+                        .push_bind(a.0);
+                }
+            }
+            visible_to = visible_to.or(f.visible_to);
+        }
+        if let Some(a) = visible_to {
+            b.push(" AND (c.assignee_id IS NULL OR c.status = 'closed' OR c.assignee_id = ")
+                .push_bind(a.0)
+                .push(")");
+        }
+        if let Some(s) = q.status {
+            b.push(" AND c.status = ").push_bind(s.as_str());
+        }
+        if let Some(a) = q.assignee {
+            b.push(" AND c.assignee_id = ").push_bind(a.0);
+        }
+        if let Some(s) = q.site {
+            b.push(" AND c.site_id = ").push_bind(s.0);
+        }
+        if let Some(ch) = q.channel {
+            b.push(" AND c.channel = ").push_bind(ch.as_str());
+        }
+        if let Some(r) = q.rating {
+            b.push(" AND c.rating = ").push_bind(r.as_str());
+        }
+        if let Some(t) = q.team {
+            b.push(" AND c.team_id = ").push_bind(t.0);
+        }
+        if let Some(t) = &q.tag {
+            b.push(" AND EXISTS (SELECT 1 FROM conversation_tags t WHERE t.conversation_id = c.id AND t.tag = ")
+                .push_bind(t.clone())
+                .push(")");
+        }
+        if let Some(since) = q.since {
+            b.push(" AND c.last_message_at >= ").push_bind(us(since));
+        }
+        if let Some(until) = q.until {
+            b.push(" AND c.created_at < ").push_bind(us(until));
+        }
+        if let Some(text) = &q.text {
+            // Quoted as one FTS5 phrase, so the user's text is never FTS syntax.
+            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+            b.push(
+                " AND c.id IN (SELECT m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+                 WHERE messages_fts MATCH ",
+            )
+            .push_bind(phrase)
+            .push(")");
+        }
+        if let Some((t, id)) = q.before {
+            b.push(" AND (c.last_message_at < ")
+                .push_bind(us(t))
+                .push(" OR (c.last_message_at = ")
+                .push_bind(us(t))
+                .push(" AND c.id < ")
+                .push_bind(id.0)
+                .push("))");
+        }
+        b.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ")
+            .push_bind(q.limit.clamp(1, 200));
+        let rows = b.build().fetch_all(&self.read).await.map_err(db_err)?;
+        rows.iter().map(summary).collect()
+    }
+
+    async fn folder_counts(&self, agent: &Agent) -> Result<FolderCounts> {
+        let restricted = rules::effective_access(agent) == Access::Restricted;
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(status = 'open' AND assignee_id IS NULL), 0) AS unassigned, \
+             COALESCE(SUM(status = 'open' AND assignee_id = ?1), 0) AS mine, \
+             COALESCE(SUM(status = 'open' AND assignee_id IS NOT NULL AND assignee_id <> ?1), 0) AS others, \
+             COALESCE(SUM(status = 'snoozed' AND (?2 = 0 OR assignee_id IS NULL OR assignee_id = ?1)), 0) AS snoozed, \
+             COALESCE(SUM(status = 'closed'), 0) AS closed \
+             FROM conversations",
+        )
+        .bind(agent.id.0)
+        .bind(restricted)
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(FolderCounts {
+            unassigned: row.get("unassigned"),
+            mine: row.get("mine"),
+            others: (!restricted).then(|| row.get("others")),
+            snoozed: row.get("snoozed"),
+            closed: row.get("closed"),
+        })
+    }
+
+    async fn visitor_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.contact_id = ? ORDER BY c.id DESC"
+        ))
+        .bind(contact.0)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| conversation(r).map(|c| c.conversation))
+            .collect()
+    }
+
+    async fn post_message(&self, new: NewMessage) -> Result<Posted> {
+        let (tx, rx) = oneshot::channel();
+        self.posts
+            .send((new, tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("store is shutting down".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store is shutting down".into()))?
+    }
+
+    async fn assign(
+        &self,
+        id: ConversationId,
+        by: Option<&Agent>,
+        target: Option<&Agent>,
+        now: DateTime<Utc>,
+    ) -> Result<Changed> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut row = Self::conversation_row(&mut tx, id).await?;
+        if let Some(actor) = by {
+            rules::check_assign(actor, &row.conversation, target)?;
+        } else if target.is_some_and(|t| !rules::can_be_assigned(t)) {
+            return Err(Refusal::AssigneeUnavailable.into());
+        }
+        let new_assignee = target.map(|t| t.id);
+        if row.conversation.assignee_id == new_assignee {
+            return Ok(Changed {
+                conversation: row.conversation,
+                written: vec![],
+            });
+        }
+        row.conversation.assignee_id = new_assignee;
+        let ev = rules::assignment_event(by, target);
+        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, by, now)).await?];
+        save(&mut tx, &row).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Changed {
+            conversation: row.conversation,
+            written,
+        })
+    }
+
+    async fn change_status(
+        &self,
+        id: ConversationId,
+        change: StatusChange,
+        now: DateTime<Utc>,
+    ) -> Result<Changed> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut row = Self::conversation_row(&mut tx, id).await?;
+        let mut written = Vec::new();
+        let c = &row.conversation;
+        match &change {
+            StatusChange::Close { by, by_visitor } => {
+                if let Some(a) = by {
+                    rules::check_close(a, c)?;
+                } else if c.status == Status::Closed {
+                    return Err(Refusal::Closed.into());
+                }
+                row.conversation.status = Status::Closed;
+                row.conversation.closed_at = Some(now);
+                row.conversation.snoozed_until = None;
+                if *by_visitor {
+                    written.push(
+                        append(
+                            &mut tx,
+                            &mut row,
+                            Entry::event(&Event::EndedByVisitor, None, now),
+                        )
+                        .await?,
+                    );
+                }
+                let ev = Event::Closed {
+                    by: by.as_ref().map(|a| a.id),
+                };
+                written.push(append(&mut tx, &mut row, Entry::event(&ev, by.as_ref(), now)).await?);
+            }
+            StatusChange::Reopen { by, policy } => {
+                rules::check_reopen(by, c, *policy)?;
+                row.conversation.status = Status::Open;
+                row.conversation.closed_at = None;
+                let ev = Event::Reopened { by: Some(by.id) };
+                written.push(append(&mut tx, &mut row, Entry::event(&ev, Some(by), now)).await?);
+            }
+            StatusChange::Snooze { by, until } => {
+                rules::check_snooze(by, c, *until, now)?;
+                row.conversation.status = Status::Snoozed;
+                row.conversation.snoozed_until = Some(*until);
+                let ev = Event::Snoozed {
+                    by: by.id,
+                    until: *until,
+                };
+                written.push(append(&mut tx, &mut row, Entry::event(&ev, Some(by), now)).await?);
+                schedule(&mut tx, JobKind::SnoozeWake, id, *until).await?;
+            }
+            StatusChange::Wake => {
+                if !rules::snooze_due(c, now) {
+                    return Ok(Changed {
+                        conversation: row.conversation,
+                        written,
+                    });
+                }
+                row.conversation.status = Status::Open;
+                row.conversation.snoozed_until = None;
+                written
+                    .push(append(&mut tx, &mut row, Entry::event(&Event::Woke, None, now)).await?);
+            }
+        }
+        save(&mut tx, &row).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Changed {
+            conversation: row.conversation,
+            written,
+        })
+    }
+
+    async fn rate(
+        &self,
+        id: ConversationId,
+        rating: Rating,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Changed> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut row = Self::conversation_row(&mut tx, id).await?;
+        row.conversation.rating = Some(rating);
+        row.conversation.rating_comment = comment.map(str::to_owned);
+        let ev = Event::Rated {
+            rating,
+            comment: comment.map(str::to_owned),
+        };
+        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, None, now)).await?];
+        save(&mut tx, &row).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Changed {
+            conversation: row.conversation,
+            written,
+        })
+    }
+
+    async fn mark_offline(
+        &self,
+        id: ConversationId,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Changed>> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut row = Self::conversation_row(&mut tx, id).await?;
+        if !rules::wait_expired(&row.conversation) {
+            return Ok(None);
+        }
+        row.conversation.offline = true;
+        let ev = Event::Offline {
+            message: message.to_owned(),
+        };
+        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, None, now)).await?];
+        save(&mut tx, &row).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(Changed {
+            conversation: row.conversation,
+            written,
+        }))
+    }
+
+    async fn delete_conversation(&self, id: ConversationId) -> Result<Vec<String>> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let paths: Vec<String> =
+            sqlx::query_scalar("SELECT path FROM attachments WHERE conversation_id = ?")
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        // Messages first, so the index triggers remove their entries.
+        sqlx::query("DELETE FROM messages WHERE conversation_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let r = sqlx::query("DELETE FROM conversations WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound("conversation"));
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(paths)
+    }
+
+    async fn messages(
+        &self,
+        id: ConversationId,
+        after: Seq,
+        limit: i64,
+        visitor_view: bool,
+    ) -> Result<Vec<Message>> {
+        let col = if visitor_view {
+            "m.visible_seq"
+        } else {
+            "m.seq"
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id \
+             WHERE m.conversation_id = ? AND {col} > ? ORDER BY {col} LIMIT ?"
+        ))
+        .bind(id.0)
+        .bind(after)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(message).collect()
+    }
+
+    async fn mark_read_by_agent(
+        &self,
+        id: ConversationId,
+        agent: AgentId,
+        seq: Seq,
+    ) -> Result<Seq> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let last: i64 = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .not_found("conversation")?;
+        let seq = seq.clamp(0, last);
+        sqlx::query(
+            "INSERT INTO agent_reads (agent_id, conversation_id, seq) VALUES (?, ?, ?) \
+             ON CONFLICT (agent_id, conversation_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+        )
+        .bind(agent.0)
+        .bind(id.0)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let v: i64 = sqlx::query_scalar(
+            "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, ?) WHERE id = ? RETURNING agent_read_seq",
+        )
+        .bind(seq)
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(v)
+    }
+
+    async fn mark_read_by_visitor(&self, id: ConversationId, visible_seq: Seq) -> Result<Seq> {
+        let v: i64 = sqlx::query_scalar(
+            "UPDATE conversations SET visitor_read_seq = MAX(visitor_read_seq, MIN(?, last_visible_seq)) \
+             WHERE id = ? RETURNING visitor_read_seq",
+        )
+        .bind(visible_seq.max(0))
+        .bind(id.0)
+        .fetch_one(&self.write)
+        .await
+        .not_found("conversation")?;
+        Ok(v)
+    }
+
+    async fn set_tags(&self, id: ConversationId, tags: &[String]) -> Result<Conversation> {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let r = sqlx::query("UPDATE conversations SET tags = ? WHERE id = ?")
+            .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound("conversation"));
+        }
+        sqlx::query("DELETE FROM conversation_tags WHERE conversation_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for t in &tags {
+            sqlx::query("INSERT INTO conversation_tags (conversation_id, tag) VALUES (?, ?)")
+                .bind(id.0)
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let row = Self::conversation_row(&mut tx, id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(row.conversation)
+    }
+
+    async fn create_attachment(&self, n: NewAttachment) -> Result<Attachment> {
+        let row = sqlx::query(
+            "INSERT INTO attachments (conversation_id, filename, content_type, size, path, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(n.conversation_id.0)
+        .bind(&n.filename)
+        .bind(&n.content_type)
+        .bind(n.size)
+        .bind(&n.path)
+        .bind(us(n.now))
+        .fetch_one(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(attachment(&row))
+    }
+
+    async fn attachment(&self, id: AttachmentId) -> Result<Attachment> {
+        let row = sqlx::query("SELECT * FROM attachments WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.read)
+            .await
+            .not_found("attachment")?;
+        Ok(attachment(&row))
+    }
+
+    async fn add_notifications(&self, items: Vec<NewNotification>) -> Result<Vec<Notification>> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut out = Vec::with_capacity(items.len());
+        for n in items {
+            let row = sqlx::query(
+                "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+            )
+            .bind(n.agent_id.0)
+            .bind(n.kind.as_str())
+            .bind(n.conversation_id.0)
+            .bind(n.message_id.map(|m| m.0))
+            .bind(&n.preview)
+            .bind(us(n.now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            out.push(notification(&row)?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
+    }
+
+    async fn notifications(&self, agent: AgentId, limit: i64) -> Result<Vec<Notification>> {
+        let rows =
+            sqlx::query("SELECT * FROM notifications WHERE agent_id = ? ORDER BY id DESC LIMIT ?")
+                .bind(agent.0)
+                .bind(limit.clamp(1, 500))
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_err)?;
+        rows.iter().map(notification).collect()
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        agent: AgentId,
+        ids: &[NotificationId],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        for id in ids {
+            sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ? AND agent_id = ?")
+                .bind(us(now))
+                .bind(id.0)
+                .bind(agent.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn schedule_job(
+        &self,
+        kind: JobKind,
+        conversation: ConversationId,
+        run_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut conn = self.write.acquire().await.map_err(db_err)?;
+        schedule(&mut conn, kind, conversation, run_at).await
+    }
+
+    async fn claim_due_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET locked_until = ? WHERE id IN (SELECT id FROM jobs WHERE run_at <= ? \
+             AND (locked_until IS NULL OR locked_until < ?) ORDER BY run_at LIMIT ?) \
+             RETURNING id, kind, conversation_id, run_at",
+        )
+        .bind(us(now + lease))
+        .bind(us(now))
+        .bind(us(now))
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Job {
+                    id: r.get("id"),
+                    kind: JobKind::parse(r.get("kind")).ok_or_else(|| corrupt("job kind"))?,
+                    conversation_id: ConversationId(r.get("conversation_id")),
+                    run_at: from_us(r.get("run_at")),
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_job(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+async fn set_members(conn: &mut SqliteConnection, team: i64, members: &[AgentId]) -> Result<()> {
+    sqlx::query("DELETE FROM team_members WHERE team_id = ?")
+        .bind(team)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    for m in members {
+        sqlx::query("INSERT OR IGNORE INTO team_members (team_id, agent_id) VALUES (?, ?)")
+            .bind(team)
+            .bind(m.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Internal(m) if m.contains("FOREIGN KEY") => {
+                    StoreError::NotFound("agent")
+                }
+                e => e,
+            })?;
+    }
+    Ok(())
+}
+
+fn summary(r: &SqliteRow) -> Result<ConversationSummary> {
+    let last_message = match r.get::<Option<&str>, _>("lm_kind") {
+        Some(kind) => Some(Preview {
+            author_kind: AuthorKind::from_str(r.get("lm_author_kind")).map_err(corrupt)?,
+            author_name: r.get("lm_author_name"),
+            kind: parse(kind)?,
+            body: r.get::<String, _>("lm_body").chars().take(140).collect(),
+            created_at: from_us(r.get("lm_created_at")),
+        }),
+        None => None,
+    };
+    Ok(ConversationSummary {
+        conversation: conversation(r)?.conversation,
+        contact_name: r.get("contact_name"),
+        contact_email: r.get("contact_email"),
+        last_message,
+        unread: r.get("unread"),
+    })
+}

@@ -1,0 +1,327 @@
+//! What goes into and comes out of a [`crate::Store`].
+
+use chrono::{DateTime, Utc};
+use confab_domain::rules::Handoff;
+use confab_domain::text::MessageBody;
+use confab_domain::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub email: String,
+    pub name: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub access: Access,
+    pub now: DateTime<Utc>,
+}
+
+/// Fields left `None` are not changed.
+#[derive(Debug, Clone, Default)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub access: Option<Access>,
+    pub available: Option<bool>,
+    pub notify_desktop: Option<bool>,
+    pub notify_sound: Option<bool>,
+    pub notify_all_messages: Option<bool>,
+    pub deactivated: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub agent_id: AgentId,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSession {
+    pub agent_id: AgentId,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub agent_id: AgentId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSite {
+    pub name: String,
+    pub public_key: String,
+    pub identity_secret: String,
+    pub settings: SiteSettings,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewContact {
+    pub site_id: Option<SiteId>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub verified: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Fields left `None` are not changed; `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct ContactPatch {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub external_id: Option<Option<String>>,
+    pub verified: Option<bool>,
+    pub consent: Option<(String, DateTime<Utc>)>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorSession {
+    pub site_id: SiteId,
+    pub contact_id: ContactId,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub site_id: SiteId,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    pub start_url: Option<String>,
+    /// W4: what handing the conversation to people does; None keeps it with the bot.
+    pub handoff: Option<Handoff>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub conversation: Conversation,
+    /// False when the contact's open conversation was returned instead.
+    pub created: bool,
+    /// The timeline entries written on creation (the online or offline message).
+    pub messages: Vec<Message>,
+}
+
+/// A search over the inbox. The folder filter comes from [`confab_domain::rules::folder_filter`];
+/// the rest narrows it. Every value is bound as a parameter.
+#[derive(Debug, Clone)]
+pub struct ConversationQuery {
+    /// Whose unread markers to compute.
+    pub viewer: AgentId,
+    pub filter: Option<rules::FolderFilter>,
+    /// Restricts to what a restricted agent may see, when the filter does not.
+    pub visible_to: Option<AgentId>,
+    pub status: Option<Status>,
+    pub assignee: Option<AgentId>,
+    pub site: Option<SiteId>,
+    pub tag: Option<String>,
+    /// Full text over messages (I9).
+    pub text: Option<String>,
+    pub channel: Option<Channel>,
+    pub rating: Option<Rating>,
+    pub team: Option<TeamId>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset paging: only conversations whose last activity is before this one.
+    pub before: Option<(DateTime<Utc>, ConversationId)>,
+    pub limit: i64,
+}
+
+impl ConversationQuery {
+    pub fn new(viewer: AgentId) -> Self {
+        Self {
+            viewer,
+            filter: None,
+            visible_to: None,
+            status: None,
+            assignee: None,
+            site: None,
+            tag: None,
+            text: None,
+            channel: None,
+            rating: None,
+            team: None,
+            since: None,
+            until: None,
+            before: None,
+            limit: 50,
+        }
+    }
+}
+
+/// A row of the inbox list (I2): the conversation, who it is with, the last message and
+/// whether the viewer has read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub last_message: Option<Preview>,
+    pub unread: bool,
+}
+
+/// The unread marker's sender and preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub author_kind: AuthorKind,
+    pub author_name: Option<String>,
+    pub kind: MessageKind,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FolderCounts {
+    pub unassigned: i64,
+    pub mine: i64,
+    /// None for restricted agents, who have no Others' folder.
+    pub others: Option<i64>,
+    pub snoozed: i64,
+    pub closed: i64,
+}
+
+/// Who writes a message.
+#[derive(Debug, Clone)]
+pub enum Author {
+    Visitor {
+        contact_id: ContactId,
+        name: Option<String>,
+    },
+    /// The full agent, so that reply-assigns (I3) can check availability.
+    Agent(Agent),
+    Bot {
+        name: String,
+    },
+    System,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub author: Author,
+    /// `Text` or `Note`.
+    pub kind: MessageKind,
+    pub body: MessageBody,
+    pub client_id: Option<String>,
+    pub attachment_id: Option<AttachmentId>,
+    pub mentions: Vec<AgentId>,
+    /// I4: the site's policy when a closed conversation hears from its contact.
+    pub reopen_policy: ReopenPolicy,
+    /// W4: what starting a new conversation does, for a visitor writing to a closed
+    /// conversation under the `final` policy.
+    pub handoff_if_new: Option<Handoff>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The message as stored (with its sequence numbers).
+    pub message: Message,
+    /// False when this was a retry of an already-stored message.
+    pub created: bool,
+    /// Everything written, in sequence order: events the message caused (wake, reopen,
+    /// joined) and the message itself. Empty on a retry.
+    pub written: Vec<Message>,
+    /// The conversation after the message (a new one under the `final` policy).
+    pub conversation: Conversation,
+    /// Set when the message started a new conversation (I4 `final`).
+    pub started_new: bool,
+    /// Set when the message assigned the conversation (I3 reply-assigns).
+    pub assigned: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub conversation: Conversation,
+    /// The event messages the change wrote.
+    pub written: Vec<Message>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StatusChange {
+    /// `by: None` is the system (inactivity) or the visitor ending the chat (`by_visitor`).
+    Close {
+        by: Option<Agent>,
+        by_visitor: bool,
+    },
+    Reopen {
+        by: Agent,
+        policy: ReopenPolicy,
+    },
+    Snooze {
+        by: Agent,
+        until: DateTime<Utc>,
+    },
+    /// The snooze time came.
+    Wake,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub conversation_id: ConversationId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub path: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub agent_id: AgentId,
+    pub kind: NotificationKind,
+    pub conversation_id: ConversationId,
+    pub message_id: Option<MessageId>,
+    pub preview: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// W4: check whether anyone took the chat.
+    WaitExpiry,
+    /// I4: wake a snoozed conversation.
+    SnoozeWake,
+    /// I4: close a bot-only conversation that went quiet.
+    InactivityClose,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::WaitExpiry => "wait_expiry",
+            JobKind::SnoozeWake => "snooze_wake",
+            JobKind::InactivityClose => "inactivity_close",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "wait_expiry" => JobKind::WaitExpiry,
+            "snooze_wake" => JobKind::SnoozeWake,
+            "inactivity_close" => JobKind::InactivityClose,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub conversation_id: ConversationId,
+    pub run_at: DateTime<Utc>,
+}
