@@ -243,9 +243,11 @@ pub struct Conversation {
     pub rating_comment: Option<String>,
     /// Where the chat started (E1).
     pub start_url: Option<String>,
-    /// The seq of the last message the visitor has read (read receipts to agents).
+    /// The seq of the visitor's last text message (agents' unread markers).
+    pub last_visitor_seq: Seq,
+    /// The `visible_seq` of the last entry the visitor has read (read receipts to agents).
     pub visitor_read_seq: Seq,
-    /// The seq of the last message any agent has read (read receipts to the visitor).
+    /// The `visible_seq` of the last entry any agent has read (read receipts to the visitor).
     pub agent_read_seq: Seq,
     pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,

@@ -505,6 +505,7 @@ mod tests {
             rating: None,
             rating_comment: None,
             start_url: None,
+            last_visitor_seq: 0,
             visitor_read_seq: 0,
             agent_read_seq: 0,
             tags: vec![],

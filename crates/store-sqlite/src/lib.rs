@@ -238,7 +238,7 @@ async fn append(
         c.last_visible_seq
     });
     if e.author_kind == AuthorKind::Visitor && e.kind == MessageKind::Text {
-        row.last_visitor_seq = c.last_seq;
+        c.last_visitor_seq = c.last_seq;
     }
     if e.kind != MessageKind::Event {
         c.last_message_at = e.now;
@@ -312,7 +312,7 @@ async fn save(conn: &mut SqliteConnection, row: &ConversationRow) -> Result<()> 
     .bind(c.closed_at.map(us))
     .bind(c.last_seq)
     .bind(c.last_visible_seq)
-    .bind(row.last_visitor_seq)
+    .bind(c.last_visitor_seq)
     .bind(c.handoff_at.map(us))
     .bind(c.agent_took_part)
     .bind(c.offline)
@@ -1179,11 +1179,11 @@ impl Store for SqliteStore {
             "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
              lm.author_kind AS lm_author_kind, lm.author_name AS lm_author_name, lm.kind AS lm_kind, \
              lm.body AS lm_body, lm.created_at AS lm_created_at, \
-             (c.last_visitor_seq > COALESCE((SELECT r.seq FROM agent_reads r WHERE r.agent_id = "
+             COALESCE((SELECT r.seq FROM agent_reads r WHERE r.agent_id = "
         ));
         b.push_bind(q.viewer.0);
         b.push(
-            " AND r.conversation_id = c.id), 0)) AS unread \
+            " AND r.conversation_id = c.id), 0) AS my_read_seq \
              FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
              LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m WHERE m.conversation_id = c.id \
              AND m.kind <> 'event' ORDER BY m.seq DESC LIMIT 1) WHERE 1 = 1",
@@ -1541,11 +1541,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        // The visitor's "seen" marker is in visible_seq terms.
         let v: i64 = sqlx::query_scalar(
-            "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, ?) WHERE id = ? RETURNING agent_read_seq",
+            "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, (SELECT COALESCE(MAX(visible_seq), 0) \
+             FROM messages WHERE conversation_id = ?1 AND seq <= ?2)) WHERE id = ?1 RETURNING agent_read_seq",
         )
-        .bind(seq)
         .bind(id.0)
+        .bind(seq)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -1764,11 +1766,14 @@ fn summary(r: &SqliteRow) -> Result<ConversationSummary> {
         }),
         None => None,
     };
+    let conversation = conversation(r)?.conversation;
+    let my_read_seq: i64 = r.get("my_read_seq");
     Ok(ConversationSummary {
-        conversation: conversation(r)?.conversation,
+        unread: conversation.last_visitor_seq > my_read_seq,
+        my_read_seq,
+        conversation,
         contact_name: r.get("contact_name"),
         contact_email: r.get("contact_email"),
         last_message,
-        unread: r.get("unread"),
     })
 }

@@ -94,10 +94,9 @@ pub const CONVERSATION_COLUMNS: &str = "c.id, c.site_id, c.contact_id, c.channel
     c.agent_took_part, c.offline, c.rating, c.rating_comment, c.start_url, c.visitor_read_seq, \
     c.agent_read_seq, c.tags, c.created_at, c.last_message_at";
 
-/// A conversation plus the one column the domain type does not carry.
+/// A conversation as loaded for a change: mutated in memory, then saved once.
 pub struct ConversationRow {
     pub conversation: Conversation,
-    pub last_visitor_seq: i64,
 }
 
 pub fn conversation(r: &SqliteRow) -> Result<ConversationRow> {
@@ -120,13 +119,13 @@ pub fn conversation(r: &SqliteRow) -> Result<ConversationRow> {
             rating: r.get::<Option<&str>, _>("rating").map(parse).transpose()?,
             rating_comment: r.get("rating_comment"),
             start_url: r.get("start_url"),
+            last_visitor_seq: r.get("last_visitor_seq"),
             visitor_read_seq: r.get("visitor_read_seq"),
             agent_read_seq: r.get("agent_read_seq"),
             tags: json(r.get::<&str, _>("tags"))?,
             created_at: from_us(r.get("created_at")),
             last_message_at: from_us(r.get("last_message_at")),
         },
-        last_visitor_seq: r.get("last_visitor_seq"),
     })
 }
 

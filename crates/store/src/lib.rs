@@ -186,7 +186,9 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         visitor_view: bool,
     ) -> Result<Vec<Message>>;
-    /// Read receipts; the stored value only ever grows. Returns the new value.
+    /// Read receipts; the stored values only ever grow. An agent reads up to a `seq`; the
+    /// conversation's `agent_read_seq` (what the visitor is shown) becomes the matching
+    /// `visible_seq`, which is returned. The visitor reads up to a `visible_seq`.
     async fn mark_read_by_agent(&self, id: ConversationId, agent: AgentId, seq: Seq)
         -> Result<Seq>;
     async fn mark_read_by_visitor(&self, id: ConversationId, visible_seq: Seq) -> Result<Seq>;

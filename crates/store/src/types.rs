@@ -170,6 +170,9 @@ pub struct ConversationSummary {
     pub contact_name: Option<String>,
     pub contact_email: Option<String>,
     pub last_message: Option<Preview>,
+    /// The last `seq` the viewer has read; unread while `conversation.last_visitor_seq` is
+    /// greater.
+    pub my_read_seq: Seq,
     pub unread: bool,
 }
 
