@@ -1,0 +1,286 @@
+//! The registry of open sockets and the topics they listen to.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use confab_domain::{AgentId, ContactId, ConversationId};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::Routed;
+
+/// What a socket can listen to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Entries, typing, reads and changes of one conversation.
+    Conversation(ConversationId),
+    /// Everything every agent's inbox list needs (conversation changes, presence).
+    Agents,
+    /// One agent's own events (notifications, their reads in other tabs).
+    Agent(AgentId),
+    /// One visitor's own events (a new conversation started elsewhere).
+    Visitor(ContactId),
+}
+
+struct Shared<E> {
+    tx: mpsc::Sender<Arc<E>>,
+    lagged: AtomicBool,
+    wake: Notify,
+    closed: CancellationToken,
+    session: Option<String>,
+}
+
+struct Entry<E> {
+    shared: Arc<Shared<E>>,
+    topics: HashSet<Topic>,
+}
+
+struct Inner<E> {
+    topics: HashMap<Topic, HashSet<u64>>,
+    conns: HashMap<u64, Entry<E>>,
+}
+
+/// Every open socket of this node.
+pub struct Registry<E> {
+    inner: Mutex<Inner<E>>,
+    next: AtomicU64,
+    capacity: usize,
+}
+
+impl<E: Routed> Registry<E> {
+    /// `capacity`: how many events a socket may have queued before it is lagged.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner { topics: HashMap::new(), conns: HashMap::new() }),
+            next: AtomicU64::new(1),
+            capacity: capacity.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
+        // A panic while holding the lock leaves plain maps behind: still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens a socket's slot. `session` lets a logout close the socket.
+    pub fn connect(self: &Arc<Self>, session: Option<String>) -> Connection<E> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            tx,
+            lagged: AtomicBool::new(false),
+            wake: Notify::new(),
+            closed: CancellationToken::new(),
+            session,
+        });
+        self.lock().conns.insert(id, Entry { shared: shared.clone(), topics: HashSet::new() });
+        Connection { id, rx, shared, registry: self.clone() }
+    }
+
+    /// Delivers an event to every socket listening to any of its topics, once each.
+    pub fn deliver(&self, event: Arc<E>) {
+        let topics = event.topics();
+        let inner = self.lock();
+        let mut seen = HashSet::new();
+        for t in &topics {
+            let Some(ids) = inner.topics.get(t) else { continue };
+            for id in ids {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                let Some(entry) = inner.conns.get(id) else { continue };
+                let s = &entry.shared;
+                if s.lagged.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if s.tx.try_send(event.clone()).is_err() {
+                    // Full (or closing): never drop silently; the loop will resync.
+                    s.lagged.store(true, Ordering::Relaxed);
+                    s.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Closes every socket of a session (logout).
+    pub fn close_session(&self, session: &str) {
+        for e in self.lock().conns.values() {
+            if e.shared.session.as_deref() == Some(session) {
+                e.shared.closed.cancel();
+            }
+        }
+    }
+
+    /// Closes every socket (shutdown).
+    pub fn close_all(&self) {
+        for e in self.lock().conns.values() {
+            e.shared.closed.cancel();
+        }
+    }
+
+    /// How many sockets are open on this node.
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn subscribe(&self, id: u64, topic: Topic) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.conns.get_mut(&id) {
+            e.topics.insert(topic);
+            inner.topics.entry(topic).or_default().insert(id);
+        }
+    }
+
+    fn unsubscribe(&self, id: u64, topic: Topic) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.conns.get_mut(&id) {
+            e.topics.remove(&topic);
+        }
+        remove_from_topic(&mut inner, topic, id);
+    }
+
+    fn remove(&self, id: u64) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.conns.remove(&id) {
+            for t in e.topics {
+                remove_from_topic(&mut inner, t, id);
+            }
+        }
+    }
+}
+
+fn remove_from_topic<E>(inner: &mut Inner<E>, topic: Topic, id: u64) {
+    if let Some(set) = inner.topics.get_mut(&topic) {
+        set.remove(&id);
+        if set.is_empty() {
+            inner.topics.remove(&topic);
+        }
+    }
+}
+
+/// What a socket's loop gets next.
+pub enum Recv<E> {
+    Event(Arc<E>),
+    /// Events were lost for this socket: tell the client to resync from the store.
+    Lagged,
+    /// The socket must close (logout or shutdown).
+    Closed,
+}
+
+/// One socket's slot in the registry; unregisters itself when dropped.
+pub struct Connection<E: Routed> {
+    id: u64,
+    rx: mpsc::Receiver<Arc<E>>,
+    shared: Arc<Shared<E>>,
+    registry: Arc<Registry<E>>,
+}
+
+impl<E: Routed> Connection<E> {
+    pub fn subscribe(&self, topic: Topic) {
+        self.registry.subscribe(self.id, topic);
+    }
+
+    pub fn unsubscribe(&self, topic: Topic) {
+        self.registry.unsubscribe(self.id, topic);
+    }
+
+    /// The next event, lag signal or close. Queued events come before a lag signal, so the
+    /// client sees everything that did fit before it is told to resync.
+    pub async fn recv(&mut self) -> Recv<E> {
+        loop {
+            if self.shared.closed.is_cancelled() {
+                return Recv::Closed;
+            }
+            match self.rx.try_recv() {
+                Ok(e) => return Recv::Event(e),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if self.shared.lagged.swap(false, Ordering::Relaxed) {
+                return Recv::Lagged;
+            }
+            tokio::select! {
+                e = self.rx.recv() => return e.map_or(Recv::Closed, Recv::Event),
+                _ = self.shared.wake.notified() => {}
+                _ = self.shared.closed.cancelled() => return Recv::Closed,
+            }
+        }
+    }
+
+    /// A token cancelled when this socket must close.
+    pub fn closed(&self) -> CancellationToken {
+        self.shared.closed.clone()
+    }
+}
+
+impl<E: Routed> Drop for Connection<E> {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ev(u32, Vec<Topic>);
+    impl Routed for Ev {
+        fn topics(&self) -> Vec<Topic> {
+            self.1.clone()
+        }
+    }
+
+    fn conv(i: i64) -> Topic {
+        Topic::Conversation(ConversationId(i))
+    }
+
+    #[tokio::test]
+    async fn delivers_by_topic_once_per_socket() {
+        let r = Registry::new(8);
+        let mut a = r.connect(None);
+        let mut b = r.connect(None);
+        a.subscribe(conv(1));
+        a.subscribe(Topic::Agents);
+        b.subscribe(conv(2));
+        r.deliver(Arc::new(Ev(1, vec![conv(1), Topic::Agents])));
+        r.deliver(Arc::new(Ev(2, vec![conv(2)])));
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 1));
+        assert!(matches!(b.recv().await, Recv::Event(e) if e.0 == 2));
+        assert!(a.rx.try_recv().is_err(), "no duplicate for two matching topics");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_reported_as_lag_after_what_fit() {
+        let r = Registry::new(2);
+        let mut a = r.connect(None);
+        a.subscribe(conv(1));
+        for i in 0..5 {
+            r.deliver(Arc::new(Ev(i, vec![conv(1)])));
+        }
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 0));
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 1));
+        assert!(matches!(a.recv().await, Recv::Lagged));
+        // After the lag signal, delivery resumes.
+        r.deliver(Arc::new(Ev(9, vec![conv(1)])));
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 9));
+    }
+
+    #[tokio::test]
+    async fn drop_unregisters_and_logout_closes() {
+        let r = Registry::<Ev>::new(2);
+        let a = r.connect(Some("s1".into()));
+        a.subscribe(conv(1));
+        let mut b = r.connect(Some("s2".into()));
+        assert_eq!(r.len(), 2);
+        drop(a);
+        assert_eq!(r.len(), 1);
+        assert!(r.lock().topics.is_empty());
+        r.close_session("s2");
+        assert!(matches!(b.recv().await, Recv::Closed));
+    }
+}

@@ -1,0 +1,1 @@
+export const inboxCatalogs = { en: {}, sv: {}, nb: {}, hu: {} } as Record<string, Record<string,string>>;
