@@ -1,1 +1,212 @@
-//! placeholder
+//! Confab's HTTP and WebSocket API: the axum router, extractors, wire types, the
+//! error-to-response mapping, the socket loops and the timer jobs.
+//!
+//! **Invariant:** only this crate knows HTTP and JSON shapes; it asks the domain for every
+//! decision and the store for every fact.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod jobs;
+pub mod routes;
+pub mod service;
+pub mod state;
+pub mod web;
+pub mod wire;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::routes;
+
+pub use state::{ApiSettings, AppBuilder, AppState, Clock};
+
+/// The whole application: API, sockets, documents and the embedded web UI.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = routes::api_router()
+        .routes(routes!(ws_visitor))
+        .routes(routes!(ws_agent))
+        .routes(routes!(healthz))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .merge(api)
+        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route("/widget.js", get(web::widget))
+        .route("/demo", get(web::demo))
+        .fallback(web::inbox)
+        .layer(middleware::from_fn(widget_cors))
+        .layer(middleware::from_fn(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(Ids::default()))
+        .with_state(state)
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::api_router()
+        .routes(routes!(ws_visitor))
+        .routes(routes!(ws_agent))
+        .routes(routes!(healthz))
+        .split_for_parts()
+        .1
+}
+
+/// O3: ready when the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200), (status = 503)))]
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The visitor socket: `hello` with the visitor token first. See docs/protocol.md.
+#[utoipa::path(get, path = "/api/v1/widget/ws", tag = "public", params(("site_key" = String, Query)),
+    responses((status = 101), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn ws_visitor(
+    state: State<AppState>,
+    headers: axum::http::HeaderMap,
+    q: extract::Query<ws::visitor::WsQuery>,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> error::ApiResult<Response> {
+    ws::visitor::upgrade(state, headers, q, upgrade).await
+}
+
+/// The agent socket: session cookie at the upgrade, or `hello` with an API token.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "public", responses((status = 101), (status = 403, body = error::ErrorBody)))]
+async fn ws_agent(
+    state: State<AppState>,
+    headers: axum::http::HeaderMap,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> error::ApiResult<Response> {
+    ws::agent::upgrade(state, headers, upgrade).await
+}
+
+/// Request ids: a random prefix per process and a counter.
+#[derive(Clone)]
+struct Ids {
+    prefix: String,
+    next: Arc<AtomicU64>,
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Self {
+            prefix: auth::new_token()[..8].to_owned(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for Ids {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// W1: the widget's API is called from the sites' own pages. Preflights are answered for
+/// any origin (the real request is checked against the site's allowed origins by the
+/// handler); responses name the caller's origin. No cookies are involved.
+async fn widget_cors(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/v1/widget/") {
+        return next.run(req).await;
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    if let Some(o) = origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PATCH"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let widget =
+        req.uri().path() == "/widget.js" || req.uri().path().starts_with("/api/v1/widget/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    if !widget && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        // The inbox is never framed by another site.
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    resp
+}
+
+/// Serves on `listener` until `shutdown` completes, then closes sockets (1001) and waits
+/// for requests in flight. Runs the timer jobs alongside.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let jobs = tokio::spawn(jobs::run(state.clone(), Duration::from_millis(500)));
+    let app = router(state.clone());
+    let stop = state.shutdown.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop.cancelled() => {}
+            }
+            stop.cancel();
+        })
+        .await;
+    state.shutdown.cancel();
+    let _ = jobs.await;
+    result
+}

@@ -24,7 +24,10 @@ impl Presence {
     /// Records a socket; returns true when the agent just came online.
     pub fn connect(&self, agent: AgentId, available: bool) -> bool {
         let mut m = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        let p = m.entry(agent).or_insert(AgentPresence { connections: 0, available });
+        let p = m.entry(agent).or_insert(AgentPresence {
+            connections: 0,
+            available,
+        });
         p.connections += 1;
         p.available = available;
         p.connections == 1
@@ -54,12 +57,20 @@ impl Presence {
     }
 
     pub fn get(&self, agent: AgentId) -> Option<AgentPresence> {
-        self.agents.lock().unwrap_or_else(|e| e.into_inner()).get(&agent).copied()
+        self.agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&agent)
+            .copied()
     }
 
     /// W4 / I1: is any agent connected and available?
     pub fn any_available(&self) -> bool {
-        self.agents.lock().unwrap_or_else(|e| e.into_inner()).values().any(|p| p.available && p.connections > 0)
+        self.agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|p| p.available && p.connections > 0)
     }
 }
 
@@ -84,7 +95,10 @@ impl Default for Viewers {
 impl Viewers {
     /// `typing_ttl`: a typing signal not renewed within this long is over.
     pub fn new(typing_ttl: Duration) -> Self {
-        Self { map: Mutex::new(HashMap::new()), typing_ttl }
+        Self {
+            map: Mutex::new(HashMap::new()),
+            typing_ttl,
+        }
     }
 
     pub fn view(&self, conv: ConversationId, agent: AgentId) {
@@ -118,10 +132,15 @@ impl Viewers {
     pub fn snapshot(&self, conv: ConversationId) -> (Vec<AgentId>, Vec<AgentId>) {
         let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let Some(v) = m.get(&conv) else { return (vec![], vec![]) };
+        let Some(v) = m.get(&conv) else {
+            return (vec![], vec![]);
+        };
         let mut viewing: Vec<AgentId> = v.keys().copied().collect();
-        let mut typing: Vec<AgentId> =
-            v.iter().filter(|(_, x)| x.typing_until.is_some_and(|t| t > now)).map(|(a, _)| *a).collect();
+        let mut typing: Vec<AgentId> = v
+            .iter()
+            .filter(|(_, x)| x.typing_until.is_some_and(|t| t > now))
+            .map(|(a, _)| *a)
+            .collect();
         viewing.sort();
         typing.sort();
         (viewing, typing)
@@ -152,7 +171,10 @@ mod tests {
         v.view(c, AgentId(2));
         v.view(c, AgentId(1));
         v.typing(c, AgentId(2), true);
-        assert_eq!(v.snapshot(c), (vec![AgentId(1), AgentId(2)], vec![AgentId(2)]));
+        assert_eq!(
+            v.snapshot(c),
+            (vec![AgentId(1), AgentId(2)], vec![AgentId(2)])
+        );
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(v.snapshot(c).1, vec![]);
         v.leave(c, AgentId(1));

@@ -52,7 +52,10 @@ impl<E: Routed> Registry<E> {
     /// `capacity`: how many events a socket may have queued before it is lagged.
     pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            inner: Mutex::new(Inner { topics: HashMap::new(), conns: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                topics: HashMap::new(),
+                conns: HashMap::new(),
+            }),
             next: AtomicU64::new(1),
             capacity: capacity.max(1),
         })
@@ -74,8 +77,19 @@ impl<E: Routed> Registry<E> {
             closed: CancellationToken::new(),
             session,
         });
-        self.lock().conns.insert(id, Entry { shared: shared.clone(), topics: HashSet::new() });
-        Connection { id, rx, shared, registry: self.clone() }
+        self.lock().conns.insert(
+            id,
+            Entry {
+                shared: shared.clone(),
+                topics: HashSet::new(),
+            },
+        );
+        Connection {
+            id,
+            rx,
+            shared,
+            registry: self.clone(),
+        }
     }
 
     /// Delivers an event to every socket listening to any of its topics, once each.
@@ -84,12 +98,16 @@ impl<E: Routed> Registry<E> {
         let inner = self.lock();
         let mut seen = HashSet::new();
         for t in &topics {
-            let Some(ids) = inner.topics.get(t) else { continue };
+            let Some(ids) = inner.topics.get(t) else {
+                continue;
+            };
             for id in ids {
                 if !seen.insert(*id) {
                     continue;
                 }
-                let Some(entry) = inner.conns.get(id) else { continue };
+                let Some(entry) = inner.conns.get(id) else {
+                    continue;
+                };
                 let s = &entry.shared;
                 if s.lagged.load(Ordering::Relaxed) {
                     continue;
@@ -251,7 +269,10 @@ mod tests {
         r.deliver(Arc::new(Ev(2, vec![conv(2)])));
         assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 1));
         assert!(matches!(b.recv().await, Recv::Event(e) if e.0 == 2));
-        assert!(a.rx.try_recv().is_err(), "no duplicate for two matching topics");
+        assert!(
+            a.rx.try_recv().is_err(),
+            "no duplicate for two matching topics"
+        );
     }
 
     #[tokio::test]

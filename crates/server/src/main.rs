@@ -1,1 +1,266 @@
-fn main() {}
+//! `confab`: one binary. `serve` runs on an embedded SQLite file with no configuration.
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use confab_api::{auth, ApiSettings, AppBuilder};
+use confab_domain::{Access, Role, SiteSettings};
+use confab_store::{AgentPatch, NewAgent, NewSite, Store};
+use confab_store_sqlite::SqliteStore;
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "confab",
+    version,
+    about = "Live chat and customer messaging, self-hosted"
+)]
+struct Cli {
+    /// A TOML config file (see `confab print-config`).
+    #[arg(long, short, global = true, env = "CONFAB_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (API, sockets, web UI).
+    Serve {
+        /// Overrides server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Overrides database.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Create or upgrade the database, then exit.
+    Migrate {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the configuration in force as an example TOML file.
+    PrintConfig,
+    /// Administration.
+    Admin {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create the owner account, or reset the owner's password if one exists.
+    Owner {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Owner")]
+        name: String,
+        /// The password; read from CONFAB_PASSWORD if not given.
+        #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg =
+        Config::load(cli.config.as_deref()).context("could not read the configuration")?;
+    if let Command::PrintConfig = cli.command {
+        print!("{}", cfg.example());
+        return Ok(());
+    }
+    init_logging(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve { listen, data_dir } => {
+                if let Some(l) = listen {
+                    cfg.server.listen = l;
+                }
+                if let Some(d) = data_dir {
+                    cfg.database.data_dir = d;
+                }
+                serve(cfg).await
+            }
+            Command::Migrate { data_dir } => {
+                let dir = data_dir.unwrap_or(cfg.database.data_dir);
+                open_store(&dir).await?;
+                println!(
+                    "database at {} is up to date",
+                    dir.join("confab.db").display()
+                );
+                Ok(())
+            }
+            Command::Admin {
+                data_dir,
+                action:
+                    Admin::Owner {
+                        email,
+                        name,
+                        password,
+                    },
+            } => {
+                let store = open_store(&data_dir.unwrap_or(cfg.database.data_dir)).await?;
+                admin_owner(&store, &email, &name, &password).await
+            }
+            Command::PrintConfig => unreachable!("handled above"),
+        }
+    })
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("could not create the data folder {}", dir.display()))?;
+    SqliteStore::open(&dir.join("confab.db"))
+        .await
+        .map_err(|e| anyhow::anyhow!("could not open the database: {e}"))
+}
+
+async fn admin_owner(
+    store: &SqliteStore,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let email = confab_domain::text::email("email", email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    auth::validate_password(password).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let owner = store
+        .list_agents()
+        .await?
+        .into_iter()
+        .find(|a| a.role == Role::Owner);
+    match owner {
+        Some(o) => {
+            store.set_password(o.id, &hash).await?;
+            store
+                .update_agent(
+                    o.id,
+                    AgentPatch {
+                        deactivated: Some(false),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            store.delete_agent_sessions(o.id).await?;
+            println!("reset the password of the owner {}", o.email);
+        }
+        None => {
+            let name = confab_domain::text::short_text("name", name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .create_agent(NewAgent {
+                    email: email.clone(),
+                    display_name: name.clone(),
+                    name,
+                    password_hash: hash,
+                    role: Role::Owner,
+                    access: Access::Full,
+                    now: chrono::Utc::now(),
+                })
+                .await?;
+            println!("created the owner {email}");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg.database.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let public_origin = cfg
+        .server
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_lowercase())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    ensure_demo_site(&store, &public_origin).await?;
+    let settings = ApiSettings {
+        data_dir: cfg.database.data_dir.clone(),
+        public_origin: Some(public_origin.clone()),
+        agent_origins: cfg.server.agent_origins.clone(),
+        secure_cookies: cfg.server.secure_cookies,
+        session_ttl: chrono::Duration::hours(i64::from(cfg.server.session_hours.max(1))),
+        ..ApiSettings::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(store.clone());
+    let state = AppBuilder::new(store, settings).build();
+    // This line is read by tests and scripts; keep its shape.
+    println!("listening on http://{addr}");
+    if state.store.count_agents().await? == 0 {
+        println!("first run: open {public_origin}/ to create the owner account; {public_origin}/demo chats with yourself");
+    }
+    tracing::info!(%addr, data_dir = %cfg.database.data_dir.display(), "confab serving");
+    confab_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// O2: a first start gets a demo site whose widget the `/demo` page embeds.
+async fn ensure_demo_site(store: &SqliteStore, origin: &str) -> anyhow::Result<()> {
+    if !store.list_sites().await?.is_empty() {
+        return Ok(());
+    }
+    let settings = SiteSettings {
+        allowed_origins: vec![origin.to_owned()],
+        ..SiteSettings::default()
+    };
+    store
+        .create_site(NewSite {
+            name: "Demo site".into(),
+            public_key: auth::new_token(),
+            identity_secret: auth::new_token(),
+            settings,
+            now: chrono::Utc::now(),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

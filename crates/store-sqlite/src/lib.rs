@@ -1188,6 +1188,9 @@ impl Store for SqliteStore {
              LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m WHERE m.conversation_id = c.id \
              AND m.kind <> 'event' ORDER BY m.seq DESC LIMIT 1) WHERE 1 = 1",
         );
+        if let Some(id) = q.id {
+            b.push(" AND c.id = ").push_bind(id.0);
+        }
         let mut visible_to = q.visible_to;
         if let Some(f) = &q.filter {
             b.push(" AND c.status = ").push_bind(f.status.as_str());
@@ -1553,6 +1556,18 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(v)
+    }
+
+    async fn agent_read_seq(&self, id: ConversationId, agent: AgentId) -> Result<Seq> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM agent_reads WHERE agent_id = ? AND conversation_id = ?",
+        )
+        .bind(agent.0)
+        .bind(id.0)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(v.unwrap_or(0))
     }
 
     async fn mark_read_by_visitor(&self, id: ConversationId, visible_seq: Seq) -> Result<Seq> {

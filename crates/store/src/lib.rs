@@ -191,6 +191,8 @@ pub trait Store: Send + Sync + 'static {
     /// `visible_seq`, which is returned. The visitor reads up to a `visible_seq`.
     async fn mark_read_by_agent(&self, id: ConversationId, agent: AgentId, seq: Seq)
         -> Result<Seq>;
+    /// The last `seq` this agent has read in the conversation (0 if none).
+    async fn agent_read_seq(&self, id: ConversationId, agent: AgentId) -> Result<Seq>;
     async fn mark_read_by_visitor(&self, id: ConversationId, visible_seq: Seq) -> Result<Seq>;
     async fn set_tags(&self, id: ConversationId, tags: &[String]) -> Result<Conversation>;
 

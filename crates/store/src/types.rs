@@ -121,6 +121,8 @@ pub struct Started {
 pub struct ConversationQuery {
     /// Whose unread markers to compute.
     pub viewer: AgentId,
+    /// Just this conversation (for a live update of one list row).
+    pub id: Option<ConversationId>,
     pub filter: Option<rules::FolderFilter>,
     /// Restricts to what a restricted agent may see, when the filter does not.
     pub visible_to: Option<AgentId>,
@@ -144,6 +146,7 @@ impl ConversationQuery {
     pub fn new(viewer: AgentId) -> Self {
         Self {
             viewer,
+            id: None,
             filter: None,
             visible_to: None,
             status: None,

@@ -1,0 +1,106 @@
+//! What crosses the bus: hints for sockets, each with the topics it goes to.
+//!
+//! **Invariant:** an event is published only after what it describes is committed.
+
+use confab_domain::*;
+use confab_realtime::{Routed, Topic};
+use confab_store::ConversationSummary;
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{AgentCard, VisitorConversation};
+
+/// Who is typing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Typist {
+    Visitor,
+    Agent { id: AgentId, name: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HubEvent {
+    /// A committed timeline entry.
+    Message {
+        message: Message,
+    },
+    /// A conversation changed: for inbox lists and for the visitor's header.
+    Conversation {
+        summary: Box<ConversationSummary>,
+        visitor: VisitorConversation,
+    },
+    /// The conversation was deleted (I5).
+    Deleted {
+        conversation_id: ConversationId,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        typist: Typist,
+        typing: bool,
+        note: bool,
+    },
+    /// Read receipts: the visitor's in visible terms; an agent's with both.
+    VisitorRead {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    AgentRead {
+        conversation_id: ConversationId,
+        agent_id: AgentId,
+        seq: Seq,
+        visible_seq: Seq,
+    },
+    Viewers {
+        conversation_id: ConversationId,
+        viewing: Vec<AgentId>,
+        typing: Vec<AgentId>,
+    },
+    Notification {
+        notification: Notification,
+    },
+    Presence {
+        agent: AgentCard,
+        connected: bool,
+        available: bool,
+    },
+    /// An agent's record changed (role, access, availability): their sockets reload it.
+    AgentChanged {
+        agent_id: AgentId,
+    },
+}
+
+impl Routed for HubEvent {
+    fn topics(&self) -> Vec<Topic> {
+        match self {
+            HubEvent::Message { message } => vec![Topic::Conversation(message.conversation_id)],
+            HubEvent::Conversation { summary, .. } => vec![
+                Topic::Agents,
+                Topic::Conversation(summary.conversation.id),
+                Topic::Visitor(summary.conversation.contact_id),
+            ],
+            HubEvent::Deleted { conversation_id } => {
+                vec![Topic::Agents, Topic::Conversation(*conversation_id)]
+            }
+            HubEvent::Typing {
+                conversation_id, ..
+            }
+            | HubEvent::VisitorRead {
+                conversation_id, ..
+            }
+            | HubEvent::Viewers {
+                conversation_id, ..
+            } => vec![Topic::Conversation(*conversation_id)],
+            HubEvent::AgentRead {
+                conversation_id,
+                agent_id,
+                ..
+            } => {
+                vec![
+                    Topic::Conversation(*conversation_id),
+                    Topic::Agent(*agent_id),
+                ]
+            }
+            HubEvent::Notification { notification } => vec![Topic::Agent(notification.agent_id)],
+            HubEvent::Presence { .. } => vec![Topic::Agents],
+            HubEvent::AgentChanged { agent_id } => vec![Topic::Agent(*agent_id), Topic::Agents],
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The application layer: what a request or socket frame does, once validated. HTTP
+//! handlers and socket loops both call these, so the two paths cannot drift apart.
+//!
+//! **Invariant:** every change is committed by the store before its event is published.
+
+use chrono::{DateTime, Utc};
+use confab_domain::rules::{self, Handoff};
+use confab_domain::text::{self, MessageBody};
+use confab_domain::*;
+use confab_store::*;
+
+use crate::auth::CurrentVisitor;
+use crate::error::{ApiError, ApiResult};
+use crate::events::HubEvent;
+use crate::state::AppState;
+use crate::wire::*;
+
+/// W4: what handing a conversation to people does right now.
+pub fn handoff_for(state: &AppState, site: &Site, now: DateTime<Utc>) -> Handoff {
+    let online = rules::site_online(
+        state.presence.any_available(),
+        &site.settings.office_hours,
+        now,
+    );
+    rules::handoff(&site.settings, online, now)
+}
+
+/// The visitor's own conversation, or 404 (S2).
+pub async fn visitor_conversation(
+    state: &AppState,
+    v: &CurrentVisitor,
+    id: ConversationId,
+) -> ApiResult<Conversation> {
+    match state.store.conversation(id).await {
+        Ok(c) if c.contact_id == v.session.contact_id => Ok(c),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(ApiError::not_found("conversation")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A conversation the agent may see, or 404 (I3, S2).
+pub async fn agent_conversation(
+    state: &AppState,
+    agent: &Agent,
+    id: ConversationId,
+) -> ApiResult<Conversation> {
+    match state.store.conversation(id).await {
+        Ok(c) if rules::can_view(agent, &c) => Ok(c),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(ApiError::not_found("conversation")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn visitor_view(state: &AppState, c: &Conversation) -> VisitorConversation {
+    let agent = match c.assignee_id {
+        Some(id) => state.agent_by_id(id).await,
+        None => None,
+    };
+    VisitorConversation::new(c, agent.as_ref())
+}
+
+/// The visitor's view of an entry, with the agent's avatar (W5).
+pub async fn visitor_message(state: &AppState, m: &Message) -> Option<VisitorMessage> {
+    let avatar = match m.agent_id {
+        Some(id) => state.agent_by_id(id).await.and_then(|a| a.avatar_url),
+        None => None,
+    };
+    VisitorMessage::from_message(m, avatar)
+}
+
+/// Publishes what a committed change wrote, then the conversation's new state.
+pub async fn publish_change(state: &AppState, conversation: &Conversation, written: &[Message]) {
+    for m in written {
+        state.publish(HubEvent::Message { message: m.clone() });
+    }
+    publish_conversation(state, conversation).await;
+}
+
+pub async fn publish_conversation(state: &AppState, conversation: &Conversation) {
+    let mut q = ConversationQuery::new(AgentId(0));
+    q.id = Some(conversation.id);
+    q.limit = 1;
+    match state.store.list_conversations(&q).await {
+        Ok(mut rows) if !rows.is_empty() => {
+            let summary = Box::new(rows.remove(0));
+            let visitor = visitor_view(state, &summary.conversation).await;
+            state.publish(HubEvent::Conversation { summary, visitor });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, conversation_id = %conversation.id, "could not publish conversation")
+        }
+    }
+}
+
+/// E3: stores and publishes notifications.
+pub async fn notify(
+    state: &AppState,
+    conversation: ConversationId,
+    items: Vec<(AgentId, NotificationKind)>,
+    message: Option<&Message>,
+    preview: &str,
+) {
+    if items.is_empty() {
+        return;
+    }
+    let now = state.now();
+    let preview: String = preview.chars().take(140).collect();
+    let new = items
+        .into_iter()
+        .map(|(agent_id, kind)| NewNotification {
+            agent_id,
+            kind,
+            conversation_id: conversation,
+            message_id: message.map(|m| m.id),
+            preview: preview.clone(),
+            now,
+        })
+        .collect();
+    match state.store.add_notifications(new).await {
+        Ok(list) => {
+            for n in list {
+                state.publish(HubEvent::Notification { notification: n });
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, conversation_id = %conversation, "could not store notifications")
+        }
+    }
+}
+
+/// W2–W4: starts (or returns) the visitor's conversation.
+pub async fn start_conversation(
+    state: &AppState,
+    v: &CurrentVisitor,
+    req: StartRequest,
+) -> ApiResult<(VisitorConversation, bool)> {
+    let contact = state.store.contact(v.session.contact_id).await?;
+    rules::check_may_start(v.site.settings.who_may_chat, contact.verified)?;
+    let url = req
+        .url
+        .as_deref()
+        .map(|u| text::url("url", u))
+        .transpose()?;
+    let now = state.now();
+    if req.consent == Some(true) {
+        if let Some(consent) = &v.site.settings.consent_text {
+            state
+                .store
+                .update_contact(
+                    contact.id,
+                    ContactPatch {
+                        consent: Some((consent.clone(), now)),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+        }
+    } else if v.site.settings.consent_text.is_some() {
+        return Err(ApiError::bad_request(
+            "consent_required",
+            "this site asks for consent before the chat starts",
+        ));
+    }
+    let started = state
+        .store
+        .start_conversation(NewConversation {
+            site_id: v.site.id,
+            contact_id: contact.id,
+            channel: Channel::Web,
+            start_url: url,
+            handoff: Some(handoff_for(state, &v.site, now)),
+            now,
+        })
+        .await?;
+    if started.created {
+        publish_change(state, &started.conversation, &started.messages).await;
+        let agents = state.agents().await?;
+        let items = rules::new_conversation_notifications(&started.conversation, &agents);
+        notify(
+            state,
+            started.conversation.id,
+            items,
+            None,
+            contact.name.as_deref().unwrap_or("New visitor"),
+        )
+        .await;
+    }
+    Ok((
+        visitor_view(state, &started.conversation).await,
+        started.created,
+    ))
+}
+
+/// A visitor's message (W6), under the rules of I4.
+pub async fn visitor_send(
+    state: &AppState,
+    v: &CurrentVisitor,
+    conversation: ConversationId,
+    client_id: &str,
+    body: &str,
+    attachment: Option<AttachmentId>,
+) -> ApiResult<(VisitorMessage, bool)> {
+    let client_id = text::client_id(client_id)?;
+    let body = MessageBody::parse(body, attachment.is_some())?;
+    visitor_conversation(state, v, conversation).await?;
+    let contact = state.store.contact(v.session.contact_id).await?;
+    let now = state.now();
+    let posted = state
+        .store
+        .post_message(NewMessage {
+            conversation_id: conversation,
+            author: Author::Visitor {
+                contact_id: contact.id,
+                name: contact.name.clone(),
+            },
+            kind: MessageKind::Text,
+            body,
+            client_id: Some(client_id),
+            attachment_id: attachment,
+            mentions: vec![],
+            reopen_policy: v.site.settings.reopen_policy,
+            handoff_if_new: Some(handoff_for(state, &v.site, now)),
+            now,
+        })
+        .await?;
+    if posted.created {
+        publish_change(state, &posted.conversation, &posted.written).await;
+        let agents = state.agents().await?;
+        let mut items =
+            rules::message_notifications(&posted.conversation, &posted.message, &agents);
+        if posted.started_new {
+            items.extend(rules::new_conversation_notifications(
+                &posted.conversation,
+                &agents,
+            ));
+        }
+        notify(
+            state,
+            posted.conversation.id,
+            items,
+            Some(&posted.message),
+            &posted.message.body,
+        )
+        .await;
+    }
+    let vm = visitor_message(state, &posted.message)
+        .await
+        .ok_or_else(|| ApiError::internal("visitor message without visible_seq"))?;
+    Ok((vm, posted.created))
+}
+
+/// An agent's reply or note (I6), under I3 and I4.
+pub async fn agent_send(
+    state: &AppState,
+    agent: &Agent,
+    conversation: ConversationId,
+    req: AgentSendRequest,
+) -> ApiResult<(Message, bool)> {
+    let client_id = text::client_id(&req.client_id)?;
+    let body = MessageBody::parse(&req.body, req.attachment_id.is_some())?;
+    if !matches!(req.kind, MessageKind::Text | MessageKind::Note) {
+        return Err(ApiError::bad_request(
+            "invalid_kind",
+            "kind must be text or note",
+        ));
+    }
+    let conv = agent_conversation(state, agent, conversation).await?;
+    let agents = state.agents().await?;
+    let mut mentions = req.mentions.clone();
+    mentions.sort();
+    mentions.dedup();
+    if let Some(bad) = mentions
+        .iter()
+        .find(|m| !agents.iter().any(|a| a.id == **m))
+    {
+        return Err(ApiError::bad_request(
+            "unknown_agent",
+            format!("mentioned agent {bad} does not exist"),
+        ));
+    }
+    let site = state.store.site(conv.site_id).await?;
+    let now = state.now();
+    let posted = state
+        .store
+        .post_message(NewMessage {
+            conversation_id: conversation,
+            author: Author::Agent(agent.clone()),
+            kind: req.kind,
+            body,
+            client_id: Some(client_id),
+            attachment_id: req.attachment_id,
+            mentions,
+            reopen_policy: site.settings.reopen_policy,
+            handoff_if_new: None,
+            now,
+        })
+        .await?;
+    if posted.created {
+        publish_change(state, &posted.conversation, &posted.written).await;
+        let items = rules::message_notifications(&posted.conversation, &posted.message, &agents);
+        notify(
+            state,
+            conversation,
+            items,
+            Some(&posted.message),
+            &posted.message.body,
+        )
+        .await;
+    }
+    Ok((posted.message, posted.created))
+}
+
+/// I3: assign, reassign or unassign.
+pub async fn assign(
+    state: &AppState,
+    actor: &Agent,
+    conversation: ConversationId,
+    target: Option<AgentId>,
+) -> ApiResult<Conversation> {
+    agent_conversation(state, actor, conversation).await?;
+    let target = match target {
+        Some(id) => Some(state.store.agent(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                ApiError::bad_request("unknown_agent", format!("agent {id} does not exist"))
+            }
+            e => e.into(),
+        })?),
+        None => None,
+    };
+    let changed = state
+        .store
+        .assign(conversation, Some(actor), target.as_ref(), state.now())
+        .await?;
+    if !changed.written.is_empty() {
+        state.agents_changed();
+        publish_change(state, &changed.conversation, &changed.written).await;
+        if let Some(t) = target.filter(|t| t.id != actor.id) {
+            notify(
+                state,
+                conversation,
+                vec![(t.id, NotificationKind::AssignedToMe)],
+                None,
+                &format!("{} assigned you a conversation", actor.display_name),
+            )
+            .await;
+        }
+    }
+    Ok(changed.conversation)
+}
+
+/// I4: close, reopen, snooze.
+pub async fn change_status(
+    state: &AppState,
+    actor: &Agent,
+    conversation: ConversationId,
+    change: StatusChange,
+) -> ApiResult<Conversation> {
+    agent_conversation(state, actor, conversation).await?;
+    let changed = state
+        .store
+        .change_status(conversation, change, state.now())
+        .await?;
+    publish_change(state, &changed.conversation, &changed.written).await;
+    Ok(changed.conversation)
+}
+
+/// I5: permanent delete, files included.
+pub async fn delete(
+    state: &AppState,
+    actor: &Agent,
+    conversation: ConversationId,
+) -> ApiResult<()> {
+    let conv = agent_conversation(state, actor, conversation).await?;
+    rules::check_delete(actor, &conv)?;
+    let paths = state.store.delete_conversation(conversation).await?;
+    for p in paths {
+        let path = state.settings.data_dir.join(&p);
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove attachment file");
+            }
+        }
+    }
+    state.publish(HubEvent::Deleted {
+        conversation_id: conversation,
+    });
+    Ok(())
+}
+
+pub async fn visitor_read(
+    state: &AppState,
+    v: &CurrentVisitor,
+    conversation: ConversationId,
+    seq: Seq,
+) -> ApiResult<Seq> {
+    visitor_conversation(state, v, conversation).await?;
+    let seq = state.store.mark_read_by_visitor(conversation, seq).await?;
+    state.publish(HubEvent::VisitorRead {
+        conversation_id: conversation,
+        seq,
+    });
+    Ok(seq)
+}
+
+pub async fn agent_read(
+    state: &AppState,
+    agent: &Agent,
+    conversation: ConversationId,
+    seq: Seq,
+) -> ApiResult<Seq> {
+    agent_conversation(state, agent, conversation).await?;
+    let visible_seq = state
+        .store
+        .mark_read_by_agent(conversation, agent.id, seq)
+        .await?;
+    state.publish(HubEvent::AgentRead {
+        conversation_id: conversation,
+        agent_id: agent.id,
+        seq,
+        visible_seq,
+    });
+    Ok(visible_seq)
+}

@@ -1,0 +1,179 @@
+//! The one application state, built once and cloned cheaply into every handler.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use confab_domain::{Agent, AgentId};
+use confab_realtime::{Bus, LocalBus, Presence, Registry, Viewers};
+use confab_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::HubEvent;
+
+/// Where time comes from; tests plug in their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The settings the API needs (the binary's config maps onto this).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Where attachments live.
+    pub data_dir: PathBuf,
+    /// The server's public origin, e.g. `https://chat.example.com`; pages served from it
+    /// (the inbox, `/demo`) are always allowed.
+    pub public_origin: Option<String>,
+    /// Extra origins allowed to use the agent API and socket.
+    pub agent_origins: Vec<String>,
+    /// Mark cookies `Secure` (serve over https).
+    pub secure_cookies: bool,
+    pub session_ttl: chrono::Duration,
+    /// How many events a socket may have queued before it is told to resync.
+    pub socket_queue: usize,
+    /// Heartbeat interval for sockets; a socket silent for three of these is closed.
+    pub heartbeat: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("confab-data"),
+            public_origin: None,
+            agent_origins: vec![],
+            secure_cookies: false,
+            session_ttl: chrono::Duration::days(14),
+            socket_queue: 1024,
+            heartbeat: Duration::from_secs(25),
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry<HubEvent>>,
+    pub bus: Arc<dyn Bus<HubEvent>>,
+    pub presence: Presence,
+    pub viewers: Viewers,
+    pub clock: Arc<dyn Clock>,
+    pub settings: ApiSettings,
+    /// Cancelled on shutdown: sockets close with 1001 and background jobs stop.
+    pub shutdown: CancellationToken,
+    agents: RwLock<Option<(Instant, Arc<Vec<Agent>>)>>,
+}
+
+/// A cheap handle on [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Builds the state; tests swap the clock or the bus.
+pub struct AppBuilder {
+    store: Arc<dyn Store>,
+    settings: ApiSettings,
+    clock: Arc<dyn Clock>,
+    bus: Option<Arc<dyn Bus<HubEvent>>>,
+    registry: Option<Arc<Registry<HubEvent>>>,
+}
+
+impl AppBuilder {
+    pub fn new(store: Arc<dyn Store>, settings: ApiSettings) -> Self {
+        Self {
+            store,
+            settings,
+            clock: Arc::new(SystemClock),
+            bus: None,
+            registry: None,
+        }
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A bus other than the in-process one (NATS between nodes), with the registry it feeds.
+    pub fn bus(mut self, registry: Arc<Registry<HubEvent>>, bus: Arc<dyn Bus<HubEvent>>) -> Self {
+        self.registry = Some(registry);
+        self.bus = Some(bus);
+        self
+    }
+
+    pub fn build(self) -> AppState {
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Registry::new(self.settings.socket_queue));
+        let bus = self
+            .bus
+            .unwrap_or_else(|| Arc::new(LocalBus::new(registry.clone())));
+        AppState(Arc::new(App {
+            store: self.store,
+            registry,
+            bus,
+            presence: Presence::default(),
+            viewers: Viewers::default(),
+            clock: self.clock,
+            settings: self.settings,
+            shutdown: CancellationToken::new(),
+            agents: RwLock::new(None),
+        }))
+    }
+}
+
+impl App {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Publishes an event to every node.
+    pub fn publish(&self, event: HubEvent) {
+        self.bus.publish(Arc::new(event));
+    }
+
+    /// All agents, cached for a few seconds (notifications need them on every message).
+    pub async fn agents(&self) -> Result<Arc<Vec<Agent>>, confab_store::StoreError> {
+        if let Some((at, list)) = self
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < Duration::from_secs(5) {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(self.store.list_agents().await?);
+        *self.agents.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Forget the cached agents after a change to one.
+    pub fn agents_changed(&self) {
+        *self.agents.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub async fn agent_by_id(&self, id: AgentId) -> Option<Agent> {
+        self.agents()
+            .await
+            .ok()?
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+    }
+}

@@ -1,0 +1,82 @@
+//! The two WebSocket endpoints. One loop per socket: a `select!` over the client's frames,
+//! the registry's events, acks of sends in flight, a heartbeat and shutdown.
+//!
+//! Delivery per conversation is driven by sequence numbers: the loop remembers the last
+//! `seq` it sent; an event with the next one is sent, an older one is skipped, and a gap
+//! (a lost hint) is filled from the store. So the client gets every entry exactly once and
+//! in order, whatever the bus does.
+
+pub mod agent;
+pub mod visitor;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
+use futures::{Sink, SinkExt};
+use serde::Serialize;
+
+/// Frames larger than this are a protocol violation.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+pub mod close {
+    pub const UNAUTHENTICATED: u16 = 4401;
+    pub const ORIGIN: u16 = 4403;
+    pub const NO_HELLO: u16 = 4408;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+}
+
+pub async fn send_json<S, T>(sink: &mut S, frame: &T) -> bool
+where
+    S: Sink<WsMessage> + Unpin,
+    T: Serialize,
+{
+    match serde_json::to_string(frame) {
+        Ok(text) => sink
+            .send(WsMessage::Text(Utf8Bytes::from(text)))
+            .await
+            .is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a frame");
+            false
+        }
+    }
+}
+
+pub async fn send_close<S>(sink: &mut S, code: u16, reason: &'static str)
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    let _ = sink
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// What to do with the next client frame's text.
+pub enum Incoming {
+    Text(String),
+    /// Pong or ping: the client is alive.
+    Alive,
+    /// Binary or oversized: close with a policy violation.
+    Violation,
+    Closed,
+}
+
+pub fn classify(frame: Option<Result<WsMessage, axum::Error>>) -> Incoming {
+    match frame {
+        Some(Ok(WsMessage::Text(t))) if t.len() <= MAX_FRAME => Incoming::Text(t.to_string()),
+        Some(Ok(WsMessage::Text(_))) | Some(Ok(WsMessage::Binary(_))) => Incoming::Violation,
+        Some(Ok(WsMessage::Ping(_))) | Some(Ok(WsMessage::Pong(_))) => Incoming::Alive,
+        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Incoming::Closed,
+    }
+}
+
+/// The stable code of a frame that did not parse.
+pub fn frame_error(e: &serde_json::Error) -> (&'static str, String) {
+    if e.is_syntax() || e.is_eof() {
+        ("invalid_json", e.to_string())
+    } else {
+        ("invalid_frame", e.to_string())
+    }
+}

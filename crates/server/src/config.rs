@@ -1,0 +1,168 @@
+//! Configuration: defaults, then a TOML file, then `CONFAB_SECTION__KEY` environment
+//! variables. `confab print-config` writes the example below with the values in force.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address to listen on. Port 0 picks a free port (printed at start-up).
+    pub listen: String,
+    /// The public origin users reach Confab at (scheme://host[:port]). Defaults to
+    /// http://<listen>. Used for the embed snippet and origin checks.
+    pub public_url: Option<String>,
+    /// Extra origins allowed to use the agent API and socket.
+    pub agent_origins: Vec<String>,
+    /// Mark cookies Secure; set when Confab is served over https.
+    pub secure_cookies: bool,
+    /// How long an agent stays signed in, in hours.
+    pub session_hours: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// The folder for the SQLite file and attachments.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// A tracing filter, e.g. "info" or "confab_api=debug,info".
+    pub filter: String,
+    /// Write JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: Server::default(),
+            database: Database::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            agent_origins: vec![],
+            secure_cookies: false,
+            session_hours: 24 * 14,
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("confab-data"),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then the environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, figment::Error> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            f = f.merge(Toml::file(path));
+        }
+        f.merge(Env::prefixed("CONFAB_").split("__")).extract()
+    }
+
+    /// The example configuration, with this config's values.
+    pub fn example(&self) -> String {
+        let body = toml::to_string_pretty(self).unwrap_or_default();
+        let mut out = String::from(
+            "# Confab configuration. Every key is optional; these are the values in force.\n\
+             # Each can also be set as CONFAB_<SECTION>__<KEY>, e.g. CONFAB_SERVER__LISTEN=0.0.0.0:8080.\n\
+             #\n\
+             # [server] listen: address to listen on (port 0 picks a free one).\n\
+             # [server] public_url: the origin users reach Confab at; defaults to http://<listen>.\n\
+             # [server] agent_origins: extra origins allowed to use the agent API and socket.\n\
+             # [server] secure_cookies: mark cookies Secure (serve over https).\n\
+             # [server] session_hours: how long an agent stays signed in.\n\
+             # [database] data_dir: the folder for the SQLite file and attachments.\n\
+             # [log] filter: a tracing filter such as \"info\"; json: JSON lines.\n\n",
+        );
+        out.push_str(&body);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_example_is_current() {
+        let committed = include_str!("../../../confab.example.toml");
+        assert_eq!(
+            committed,
+            Config::default().example(),
+            "run `confab print-config > confab.example.toml`"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile_dir();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\nsession_hours = 5\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_SERVER__LISTEN", "127.0.0.1:9100");
+            let c = Config::load(Some(&file)).unwrap();
+            assert_eq!(c.server.listen, "127.0.0.1:9100");
+            assert_eq!(c.server.session_hours, 5);
+            assert_eq!(c.database.data_dir, PathBuf::from("confab-data"));
+            Ok(())
+        });
+        std::fs::write(&file, "[server]\nlisen = \"typo\"\n").unwrap();
+        assert!(
+            Config::load(Some(&file)).is_err(),
+            "unknown keys are errors"
+        );
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("confab-config-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
