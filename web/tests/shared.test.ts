@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { linkify, formatBytes } from '../src/shared/linkify';
 import { makeT, pickLanguage } from '../src/shared/i18n';
 import { widgetCatalogs } from '../src/widget/i18n';
-import { inboxCatalogs } from '../src/inbox/i18n';
+import { inboxCatalogs } from '../src/inbox/catalogs';
 
 describe('linkify', () => {
   it('finds http, https and www links and leaves the rest as text', () => {
@@ -52,4 +52,19 @@ describe('i18n', () => {
       }
     });
   }
+});
+
+describe('inbox catalog freshness', () => {
+  it('has an English entry for every t() key in src/inbox (run `npm run i18n` to refresh)', () => {
+    const files = import.meta.glob<string>(['../src/inbox/*.ts', '../src/inbox/*.tsx', '!../src/inbox/catalogs.ts'], { query: '?raw', import: 'default', eager: true });
+    const missing: string[] = [];
+    expect(Object.keys(files).length).toBeGreaterThan(4);
+    for (const src of Object.values(files)) {
+      for (const m of src.matchAll(/\bt\(\s*(['"])((?:\\.|(?!\1).)*)\1/g)) {
+        const k = m[2].replace(/\\(['"])/g, '$1');
+        if (!(k in inboxCatalogs.en)) missing.push(k);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });

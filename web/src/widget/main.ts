@@ -1,9 +1,9 @@
 // Confab's embeddable chat widget (PRODUCT.md W1–W10, protocol.md "Visitor" sections).
 //
 // Loaded by <script async src="https://SERVER/widget.js" data-site-key="KEY">. It renders
-// into a closed shadow root, keeps the native globals it needs (captured at load time, so a
-// page that later redefines fetch, JSON, WebSocket or Array.prototype methods cannot break
-// it), and defines no global but window.Confab.
+// into a shadow root (open, so tests can reach it; the CSS is isolated either way), keeps
+// the native globals it needs (captured at load time, so a page that later redefines
+// fetch, JSON, WebSocket or Array.prototype methods cannot break it), and defines no global but window.Confab.
 //
 // Storage (localStorage) is written only once the visitor interacts (W2): the session token,
 // and the pending sends that wait for their ack (retried with the same client_id).
@@ -240,7 +240,7 @@ async function api<R>(method: string, path: string, body?: unknown, raw?: Blob, 
 // ---- DOM ----------------------------------------------------------------------------------
 const host = D.createElement('confab-widget');
 host.setAttribute('style', 'all:initial !important;position:fixed !important;z-index:2147483647 !important;right:0 !important;bottom:0 !important;width:0 !important;height:0 !important;display:block !important;visibility:visible !important;opacity:1 !important;transform:none !important;pointer-events:auto !important;');
-const shadow = host.attachShadow({ mode: 'closed' });
+const shadow = host.attachShadow({ mode: 'open' });
 const style = D.createElement('style');
 style.textContent = CSS;
 shadow.appendChild(style);
@@ -355,9 +355,16 @@ function renderHeader(): void {
   endBtn.hidden = !c || c.status === 'closed';
 }
 
+let introKey = '';
 function renderIntro(): void {
-  intro.textContent = '';
   if (!config) return;
+  const tl0 = cur();
+  let mine0 = false;
+  if (tl0) for (let i = 0; i < tl0.items.length; i++) if (isMine(tl0.items[i])) mine0 = true;
+  const key = (tl0 && tl0.items.length ? 's' : '-') + (mine0 ? 'm' : '-') + (config.online ? 'o' : '-');
+  if (key === introKey) return;
+  introKey = key;
+  intro.textContent = '';
   if (config.welcome_html) {
     const w = el('div', 'rich');
     setRich(w, config.welcome_html);
@@ -448,7 +455,7 @@ function messageNode(m: VMsg): HTMLElement {
   else row.appendChild(el('span', 'sr', {}, t('you') + ':'));
   const showBody = m.body && !(m.attachment && m.body === m.attachment.filename);
   if (showBody || !m.attachment) {
-    const b = el('div', 'bub');
+    const b = el('div', 'bub', { title: fmtTime(m.created_at, true) });
     if (!mine && m.html) {
       b.className = 'bub rich';
       setRich(b, m.html);
@@ -508,9 +515,7 @@ function renderList(): void {
   // "Seen" under the visitor's last message the agent has read.
   const seen = tl && conv ? lastSeenId(tl.items, conv.agent_read_seq || 0, isMine) : null;
   const seenRow = seen != null ? nodes['m' + seen] : null;
-  let lastMine: number | null = null;
-  if (tl) for (let i = 0; i < tl.items.length; i++) if (isMine(tl.items[i])) lastMine = tl.items[i].id;
-  if (seenRow && seen === lastMine) seenRow.appendChild(seenEl);
+  if (seenRow) seenRow.appendChild(seenEl);
   else if (seenEl.parentNode) seenEl.parentNode.removeChild(seenEl);
   // Typing indicator of the agent.
   typingEl.textContent = '';
@@ -584,6 +589,7 @@ function renderFooter(): void {
   sendBtn.disabled = locked;
   attBtn.disabled = locked;
   if (locked && !note) showNote(t('login_required'), true);
+  else if (!locked && note === t('login_required')) showNote('');
   const max = config.max_attachment_bytes || 0;
   const types = config.attachment_types;
   if (max) {
@@ -746,6 +752,7 @@ function send(text: string, attachmentId: number | null = null): void {
   };
   void c;
   outbox.add(p);
+  if (note && !consentLabel.hidden) showNote('');
   stopTyping();
   render();
   prepareAndFlush().catch((e: ApiError) => showNote(e.message));
@@ -1063,8 +1070,12 @@ endBtn.addEventListener('click', () => {
   const c = curConv();
   if (!c) return;
   stopTyping();
-  api('POST', '/conversations/' + c.id + '/end', {})
-    .then(() => { c.status = 'closed'; render(); })
+  api<VConv | null>('POST', '/conversations/' + c.id + '/end', {})
+    .then((r) => {
+      if (r && r.id) addConv(r);
+      else c.status = 'closed';
+      render();
+    })
     .catch((e: ApiError) => showNote(e.message));
 });
 comp.addEventListener('submit', (e) => {
