@@ -10,13 +10,21 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitor_and_agent_chat_live() {
     let (app, owner) = TestApp::start().await.with_owner().await;
-    owner.patch("/api/v1/me", json!({"display_name": "Olga", "avatar_url": "https://cdn.example.com/olga.png"})).await;
+    owner
+        .patch(
+            "/api/v1/me",
+            json!({"display_name": "Olga", "avatar_url": "https://cdn.example.com/olga.png"}),
+        )
+        .await;
     owner.set_available(true).await;
     let mut inbox = owner.ws().await;
 
     // W4: online, because an available agent is connected.
     let (_, cfg) = reqwest::Client::new()
-        .get(format!("{}/api/v1/widget/config?site_key={}", app.base, app.site_key))
+        .get(format!(
+            "{}/api/v1/widget/config?site_key={}",
+            app.base, app.site_key
+        ))
         .send()
         .await
         .map(|r| (r.status(), r))
@@ -32,88 +40,161 @@ async fn visitor_and_agent_chat_live() {
     assert_eq!(first["message"]["event"]["type"], "online");
 
     // The new conversation shows up live in the inbox, with a notification (E3).
-    let row = inbox.expect_where("conversation", |f| f["summary"]["conversation"]["id"] == conv).await;
-    assert_eq!(row["summary"]["conversation"]["assignee_id"], serde_json::Value::Null);
+    let row = inbox
+        .expect_where("conversation", |f| {
+            f["summary"]["conversation"]["id"] == conv
+        })
+        .await;
+    assert_eq!(
+        row["summary"]["conversation"]["assignee_id"],
+        serde_json::Value::Null
+    );
     let n = inbox.expect("notification").await;
     assert_eq!(n["notification"]["kind"], "new_unassigned");
     let counts = inbox.expect("counts").await;
     assert_eq!(counts["counts"]["unassigned"], 1);
 
     // The agent opens it: sees what is there, then live entries.
-    inbox.send(json!({"type": "subscribe", "conversation_id": conv, "after": 0})).await;
-    inbox.expect_where("message", |f| f["message"]["seq"] == 1).await;
+    inbox
+        .send(json!({"type": "subscribe", "conversation_id": conv, "after": 0}))
+        .await;
+    inbox
+        .expect_where("message", |f| f["message"]["seq"] == 1)
+        .await;
 
     // Visitor typing reaches the agent; the message arrives by socket.
-    widget.send(json!({"type": "typing", "conversation_id": conv, "typing": true})).await;
+    widget
+        .send(json!({"type": "typing", "conversation_id": conv, "typing": true}))
+        .await;
     let t = inbox.expect("typing").await;
-    assert_eq!((t["author"]["kind"].as_str(), t["typing"].as_bool()), (Some("visitor"), Some(true)));
+    assert_eq!(
+        (t["author"]["kind"].as_str(), t["typing"].as_bool()),
+        (Some("visitor"), Some(true))
+    );
     widget.send(json!({"type": "send", "conversation_id": conv, "client_id": "v-1", "body": "Hi, my card 4111 1111 1111 1111 was charged twice"})).await;
     let ack = widget.expect("ack").await;
     assert_eq!(ack["client_id"], "v-1");
-    assert_eq!(ack["message"]["body"], "Hi, my card **** **** **** 1111 was charged twice", "S1: masked before storing");
-    let m = inbox.expect_where("message", |f| f["message"]["author_kind"] == "visitor").await;
+    assert_eq!(
+        ack["message"]["body"], "Hi, my card **** **** **** 1111 was charged twice",
+        "S1: masked before storing"
+    );
+    let m = inbox
+        .expect_where("message", |f| f["message"]["author_kind"] == "visitor")
+        .await;
     assert_eq!(m["message"]["body"], ack["message"]["body"]);
     let vseq_of_msg = ack["message"]["seq"].as_i64().unwrap();
 
     // The agent types (the visitor sees it), then replies: the reply assigns (I3) and the
     // visitor sees "Olga joined" with her avatar before the reply (W5).
-    inbox.send(json!({"type": "typing", "conversation_id": conv, "typing": true, "kind": "text"})).await;
+    inbox
+        .send(json!({"type": "typing", "conversation_id": conv, "typing": true, "kind": "text"}))
+        .await;
     let t = widget.expect("typing").await;
     assert_eq!(t["author"]["name"], "Olga");
     // A note's typing is never shown to the visitor; a note never reaches the visitor.
     inbox.send(json!({"type": "send", "conversation_id": conv, "client_id": "a-0", "body": "internal: refund?", "kind": "note"})).await;
     inbox.expect_where("ack", |f| f["client_id"] == "a-0").await;
     inbox.send(json!({"type": "send", "conversation_id": conv, "client_id": "a-1", "body": "Sorry about that! **Refunding** now."})).await;
-    let joined = widget.expect("message").await;
+    let own = widget.next_of("message").await;
+    assert_eq!(
+        own["message"]["id"], ack["message"]["id"],
+        "the visitor's own message, once"
+    );
+    let joined = widget.next_of("message").await;
     assert_eq!(joined["message"]["event"]["type"], "joined");
     assert_eq!(joined["message"]["event"]["display_name"], "Olga");
-    assert_eq!(joined["message"]["event"]["avatar_url"], "https://cdn.example.com/olga.png");
-    let reply = widget.expect("message").await;
-    assert_eq!(reply["message"]["body"], "Sorry about that! **Refunding** now.");
-    assert!(reply["message"]["html"].as_str().unwrap().contains("<strong>Refunding</strong>"));
+    assert_eq!(
+        joined["message"]["event"]["avatar_url"],
+        "https://cdn.example.com/olga.png"
+    );
+    let reply = widget.next_of("message").await;
+    assert_eq!(
+        reply["message"]["body"],
+        "Sorry about that! **Refunding** now."
+    );
+    assert!(reply["message"]["html"]
+        .as_str()
+        .unwrap()
+        .contains("<strong>Refunding</strong>"));
     assert_eq!(reply["message"]["author"]["name"], "Olga");
-    assert_eq!(reply["message"]["seq"].as_i64(), Some(vseq_of_msg + 2), "the note is not in the visitor's sequence");
+    assert_eq!(
+        reply["message"]["seq"].as_i64(),
+        Some(vseq_of_msg + 2),
+        "the note is not in the visitor's sequence"
+    );
 
     // Read receipts both ways.
-    let agent_seq = inbox.expect_where("message", |f| f["message"]["client_id"] == "a-1").await["message"]["seq"].as_i64().unwrap();
-    inbox.send(json!({"type": "read", "conversation_id": conv, "seq": agent_seq})).await;
+    let agent_seq = inbox
+        .expect_where("message", |f| f["message"]["client_id"] == "a-1")
+        .await["message"]["seq"]
+        .as_i64()
+        .unwrap();
+    inbox
+        .send(json!({"type": "read", "conversation_id": conv, "seq": agent_seq}))
+        .await;
     let r = widget.expect("read").await;
-    assert_eq!(r["seq"].as_i64(), reply["message"]["seq"].as_i64(), "the visitor sees Seen up to the reply");
-    widget.send(json!({"type": "read", "conversation_id": conv, "seq": reply["message"]["seq"]})).await;
-    let r = inbox.expect_where("read", |f| f["reader"] == "visitor").await;
+    assert_eq!(
+        r["seq"].as_i64(),
+        reply["message"]["seq"].as_i64(),
+        "the visitor sees Seen up to the reply"
+    );
+    widget
+        .send(json!({"type": "read", "conversation_id": conv, "seq": reply["message"]["seq"]}))
+        .await;
+    let r = inbox
+        .expect_where("read", |f| f["reader"] == "visitor")
+        .await;
     assert_eq!(r["seq"], reply["message"]["seq"]);
 
     // HTTP sees the same, and the visitor's view never includes the note.
-    let (st, hist) = visitor.get(&format!("/api/v1/widget/conversations/{conv}/messages")).await;
+    let (st, hist) = visitor
+        .get(&format!("/api/v1/widget/conversations/{conv}/messages"))
+        .await;
     assert_eq!(st, StatusCode::OK);
     let hist = hist.as_array().unwrap().clone();
-    assert!(hist.iter().all(|m| !m["body"].as_str().unwrap().contains("internal")));
+    assert!(hist
+        .iter()
+        .all(|m| !m["body"].as_str().unwrap().contains("internal")));
     let seqs: Vec<i64> = hist.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     let (_, detail) = owner.get(&format!("/api/v1/conversations/{conv}")).await;
-    assert_eq!(detail["conversation"]["assignee_id"].as_i64(), Some(owner.id));
+    assert_eq!(
+        detail["conversation"]["assignee_id"].as_i64(),
+        Some(owner.id)
+    );
     assert_eq!(detail["assignee"]["display_name"], "Olga");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collision_shows_who_views_and_types() {
     let (app, owner) = TestApp::start().await.with_owner().await;
-    let bo = app.agent(&owner, "bo@example.com", "Bo", "agent", "full", true).await;
+    let bo = app
+        .agent(&owner, "bo@example.com", "Bo", "agent", "full", true)
+        .await;
     let visitor = app.visitor().await;
     let conv = visitor.start().await;
     let mut a = owner.ws().await;
     let mut b = bo.ws().await;
-    a.send(json!({"type": "subscribe", "conversation_id": conv})).await;
-    b.send(json!({"type": "subscribe", "conversation_id": conv})).await;
-    let v = a.expect_where("viewers", |f| f["viewing"].as_array().unwrap().len() == 2).await;
+    a.send(json!({"type": "subscribe", "conversation_id": conv}))
+        .await;
+    b.send(json!({"type": "subscribe", "conversation_id": conv}))
+        .await;
+    let v = a
+        .expect_where("viewers", |f| f["viewing"].as_array().unwrap().len() == 2)
+        .await;
     assert_eq!(v["conversation_id"], conv);
-    b.send(json!({"type": "typing", "conversation_id": conv, "typing": true, "kind": "text"})).await;
+    b.send(json!({"type": "typing", "conversation_id": conv, "typing": true, "kind": "text"}))
+        .await;
     let t = a.expect("typing").await;
     assert_eq!(t["author"]["name"], "Bo");
-    let v = a.expect_where("viewers", |f| !f["typing"].as_array().unwrap().is_empty()).await;
+    let v = a
+        .expect_where("viewers", |f| !f["typing"].as_array().unwrap().is_empty())
+        .await;
     assert_eq!(v["typing"][0].as_i64(), Some(bo.id));
     b.close().await;
-    let v = a.expect_where("viewers", |f| f["viewing"].as_array().unwrap().len() == 1).await;
+    let v = a
+        .expect_where("viewers", |f| f["viewing"].as_array().unwrap().len() == 1)
+        .await;
     assert_eq!(v["viewing"][0].as_i64(), Some(owner.id));
 }
 

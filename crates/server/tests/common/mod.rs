@@ -34,7 +34,9 @@ impl TestApp {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let store = SqliteStore::open(&dir.path().join("confab.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("confab.db"))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let origin = format!("http://{addr}");
@@ -55,7 +57,16 @@ impl TestApp {
             .await
             .unwrap();
         });
-        let app = TestApp { base: origin.clone(), origin, state, site_key: String::new(), site_id: 0, dir, stop: Some(tx), task: Some(task) };
+        let app = TestApp {
+            base: origin.clone(),
+            origin,
+            state,
+            site_key: String::new(),
+            site_id: 0,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        };
         app.wait_ready().await;
         app
     }
@@ -110,7 +121,15 @@ impl TestApp {
     }
 
     /// Creates an agent through the owner and signs them in.
-    pub async fn agent(&self, admin: &Agent, email: &str, name: &str, role: &str, access: &str, available: bool) -> Agent {
+    pub async fn agent(
+        &self,
+        admin: &Agent,
+        email: &str,
+        name: &str,
+        role: &str,
+        access: &str,
+        available: bool,
+    ) -> Agent {
         let (st, body) = admin
             .post("/api/v1/agents", json!({"email": email, "name": name, "password": PASSWORD, "role": role, "access": access}))
             .await;
@@ -169,10 +188,22 @@ impl Drop for TestApp {
 
 fn client() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    (reqwest::Client::builder().cookie_provider(jar.clone()).build().unwrap(), jar)
+    (
+        reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap(),
+        jar,
+    )
 }
 
-async fn call(http: &reqwest::Client, method: Method, url: String, headers: &[(&str, String)], body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    http: &reqwest::Client,
+    method: Method,
+    url: String,
+    headers: &[(&str, String)],
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = http.request(method, url);
     for (k, v) in headers {
         req = req.header(*k, v);
@@ -183,7 +214,11 @@ async fn call(http: &reqwest::Client, method: Method, url: String, headers: &[(&
     let r = req.send().await.unwrap();
     let st = r.status();
     let text = r.text().await.unwrap();
-    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (st, v)
 }
 
@@ -199,11 +234,19 @@ pub struct Agent {
 }
 
 impl Agent {
-    fn from_me(app: &TestApp, http: reqwest::Client, jar: &reqwest::cookie::Jar, me: Value) -> Self {
+    fn from_me(
+        app: &TestApp,
+        http: reqwest::Client,
+        jar: &reqwest::cookie::Jar,
+        me: Value,
+    ) -> Self {
         use reqwest::cookie::CookieStore;
         // reqwest keeps the cookie; the socket needs it too, so read it back from the jar.
         let url: reqwest::Url = app.base.parse().unwrap();
-        let jar_cookie = jar.cookies(&url).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let jar_cookie = jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         Agent {
             base: app.base.clone(),
             csrf: me["csrf_token"].as_str().unwrap().to_owned(),
@@ -214,8 +257,20 @@ impl Agent {
         }
     }
 
-    pub async fn req(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        call(&self.http, method, format!("{}{path}", self.base), &[("x-csrf-token", self.csrf.clone())], body).await
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        call(
+            &self.http,
+            method,
+            format!("{}{path}", self.base),
+            &[("x-csrf-token", self.csrf.clone())],
+            body,
+        )
+        .await
     }
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.req(Method::GET, path, None).await
@@ -234,21 +289,32 @@ impl Agent {
     }
 
     pub async fn set_available(&self, available: bool) {
-        let (st, _) = self.put("/api/v1/me/availability", json!({"available": available})).await;
+        let (st, _) = self
+            .put("/api/v1/me/availability", json!({"available": available}))
+            .await;
         assert_eq!(st, StatusCode::OK);
     }
 
     pub async fn send(&self, conv: i64, client_id: &str, body: &str) -> (StatusCode, Value) {
-        self.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"client_id": client_id, "body": body})).await
+        self.post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"client_id": client_id, "body": body}),
+        )
+        .await
     }
 
     pub async fn ws(&self) -> Socket {
         let url = format!("{}/api/v1/ws", self.base.replace("http://", "ws://"));
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("cookie", self.cookie.parse().unwrap());
-        req.headers_mut().insert("origin", self.base.parse().unwrap());
+        req.headers_mut()
+            .insert("cookie", self.cookie.parse().unwrap());
+        req.headers_mut()
+            .insert("origin", self.base.parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        let mut s = Socket { ws };
+        let mut s = Socket {
+            ws,
+            pending: Default::default(),
+        };
         let ready = s.expect("ready").await;
         assert_eq!(ready["agent_id"].as_i64(), Some(self.id));
         s
@@ -267,9 +333,24 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    pub async fn req(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let headers = [("authorization", format!("Bearer {}", self.token)), ("origin", self.origin.clone())];
-        call(&self.http, method, format!("{}{path}", self.base), &headers, body).await
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let headers = [
+            ("authorization", format!("Bearer {}", self.token)),
+            ("origin", self.origin.clone()),
+        ];
+        call(
+            &self.http,
+            method,
+            format!("{}{path}", self.base),
+            &headers,
+            body,
+        )
+        .await
     }
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.req(Method::GET, path, None).await
@@ -280,29 +361,55 @@ impl Visitor {
 
     /// Starts (or finds) the visitor's conversation.
     pub async fn start(&self) -> i64 {
-        let (st, c) = self.post("/api/v1/widget/conversations", json!({"url": "https://shop.example.com/cart"})).await;
-        assert!(st == StatusCode::CREATED || st == StatusCode::OK, "{st} {c}");
+        let (st, c) = self
+            .post(
+                "/api/v1/widget/conversations",
+                json!({"url": "https://shop.example.com/cart"}),
+            )
+            .await;
+        assert!(
+            st == StatusCode::CREATED || st == StatusCode::OK,
+            "{st} {c}"
+        );
         c["id"].as_i64().unwrap()
     }
 
     pub async fn send(&self, conv: i64, client_id: &str, body: &str) -> (StatusCode, Value) {
-        self.post(&format!("/api/v1/widget/conversations/{conv}/messages"), json!({"client_id": client_id, "body": body})).await
+        self.post(
+            &format!("/api/v1/widget/conversations/{conv}/messages"),
+            json!({"client_id": client_id, "body": body}),
+        )
+        .await
     }
 
     pub async fn ws(&self, resume: Value) -> Socket {
-        let url = format!("{}/api/v1/widget/ws?site_key={}", self.base.replace("http://", "ws://"), self.site_key);
+        let url = format!(
+            "{}/api/v1/widget/ws?site_key={}",
+            self.base.replace("http://", "ws://"),
+            self.site_key
+        );
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("origin", self.origin.parse().unwrap());
+        req.headers_mut()
+            .insert("origin", self.origin.parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        let mut s = Socket { ws };
-        s.send(json!({"type": "hello", "token": self.token, "resume": resume})).await;
+        let mut s = Socket {
+            ws,
+            pending: Default::default(),
+        };
+        s.send(json!({"type": "hello", "token": self.token, "resume": resume}))
+            .await;
         s.expect("ready").await;
         s
     }
 }
 
+/// A test socket. Frames that an `expect` did not ask for are kept, in order, for later
+/// `expect`s: independent events (a count, a notification) may interleave either way.
 pub struct Socket {
-    pub ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pub pending: std::collections::VecDeque<Value>,
 }
 
 impl Socket {
@@ -330,16 +437,26 @@ impl Socket {
     }
 
     pub async fn expect_where(&mut self, ty: &str, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(|v| v["type"] == ty && f(v)) {
+            return self.pending.remove(i).unwrap();
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_within(left).await {
                 Some(v) if v["type"] == ty && f(&v) => return v,
-                Some(v) => seen.push(v["type"].clone()),
-                None => panic!("no {ty} frame; saw {seen:?}"),
+                Some(v) => self.pending.push_back(v),
+                None => {
+                    let seen: Vec<_> = self.pending.iter().map(|v| v["type"].clone()).collect();
+                    panic!("no {ty} frame; saw {seen:?}")
+                }
             }
         }
+    }
+
+    /// The next frame of `type`, in order, among those not yet taken.
+    pub async fn next_of(&mut self, ty: &str) -> Value {
+        self.expect_where(ty, |_| true).await
     }
 
     /// Closes with code `1000`.
