@@ -20,7 +20,7 @@ pub enum Typist {
 pub enum HubEvent {
     /// A committed timeline entry.
     Message {
-        message: Message,
+        message: Box<Message>,
     },
     /// A conversation changed: for inbox lists and for the visitor's header.
     Conversation {

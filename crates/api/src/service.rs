@@ -71,7 +71,9 @@ pub async fn visitor_message(state: &AppState, m: &Message) -> Option<VisitorMes
 /// Publishes what a committed change wrote, then the conversation's new state.
 pub async fn publish_change(state: &AppState, conversation: &Conversation, written: &[Message]) {
     for m in written {
-        state.publish(HubEvent::Message { message: m.clone() });
+        state.publish(HubEvent::Message {
+            message: Box::new(m.clone()),
+        });
     }
     publish_conversation(state, conversation).await;
 }

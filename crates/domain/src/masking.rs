@@ -80,7 +80,7 @@ fn luhn_valid(digits: &[u32]) -> bool {
         .rev()
         .enumerate()
         .map(|(i, &d)| {
-            if i % 2 == 1 {
+            if !i.is_multiple_of(2) {
                 let x = d * 2;
                 if x > 9 {
                     x - 9
@@ -92,7 +92,7 @@ fn luhn_valid(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

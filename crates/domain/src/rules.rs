@@ -795,14 +795,16 @@ mod tests {
 
     #[test]
     fn w4_offline_message_says_when_back() {
-        let mut settings = SiteSettings::default();
-        settings.office_hours = OfficeHours {
-            timezone: "Europe/Stockholm".into(),
-            intervals: vec![crate::office_hours::OpenInterval {
-                day: "mon".into(),
-                from: "09:00".into(),
-                to: "17:00".into(),
-            }],
+        let settings = SiteSettings {
+            office_hours: OfficeHours {
+                timezone: "Europe/Stockholm".into(),
+                intervals: vec![crate::office_hours::OpenInterval {
+                    day: "mon".into(),
+                    from: "09:00".into(),
+                    to: "17:00".into(),
+                }],
+            },
+            ..SiteSettings::default()
         };
         // Saturday.
         assert!(!site_online(true, &settings.office_hours, now()));

@@ -7,7 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
@@ -47,16 +47,6 @@ pub struct Log {
     pub json: bool,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: Server::default(),
-            database: Database::default(),
-            log: Log::default(),
-        }
-    }
-}
-
 impl Default for Server {
     fn default() -> Self {
         Self {
@@ -88,18 +78,20 @@ impl Default for Log {
 
 impl Config {
     /// Defaults, then the file (if given), then the environment.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
         let mut f = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     path.display()
-                )));
+                ))));
             }
             f = f.merge(Toml::file(path));
         }
-        f.merge(Env::prefixed("CONFAB_").split("__")).extract()
+        f.merge(Env::prefixed("CONFAB_").split("__"))
+            .extract()
+            .map_err(Box::new)
     }
 
     /// The example configuration, with this config's values.
@@ -137,6 +129,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
     fn environment_overrides_file_overrides_defaults() {
         let dir = tempfile_dir();
         let file = dir.join("c.toml");

@@ -137,18 +137,15 @@ pub const MESSAGE_COLUMNS: &str =
 
 pub fn message(r: &SqliteRow) -> Result<Message> {
     let conversation_id = ConversationId(r.get("conversation_id"));
-    let attachment = match r.get::<Option<i64>, _>("a_id") {
-        Some(id) => Some(Attachment {
-            id: AttachmentId(id),
-            conversation_id,
-            filename: r.get("a_filename"),
-            content_type: r.get("a_content_type"),
-            size: r.get("a_size"),
-            path: r.get("a_path"),
-            created_at: from_us(r.get("a_created_at")),
-        }),
-        None => None,
-    };
+    let attachment = r.get::<Option<i64>, _>("a_id").map(|id| Attachment {
+        id: AttachmentId(id),
+        conversation_id,
+        filename: r.get("a_filename"),
+        content_type: r.get("a_content_type"),
+        size: r.get("a_size"),
+        path: r.get("a_path"),
+        created_at: from_us(r.get("a_created_at")),
+    });
     Ok(Message {
         id: MessageId(r.get("id")),
         conversation_id,

@@ -82,12 +82,17 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
             available: me.agent.available,
         });
     }
+    let (out_tx, out_rx) = mpsc::channel::<AgentServerFrame>(64);
+    let sends = spawn_sender(state.clone(), me.agent.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
         me: me.agent,
         viewing: HashMap::new(),
         reads: HashMap::new(),
         counts_dirty: false,
+        sends,
+        out_tx,
+        out_rx,
     };
     let ok = match state.store.folder_counts(&s.me).await {
         Ok(counts) => {
@@ -126,6 +131,35 @@ struct Session {
     /// This agent's read position per conversation, for list rows' unread markers.
     reads: HashMap<ConversationId, Seq>,
     counts_dirty: bool,
+    /// This socket's sends, committed one after another in the order they came.
+    sends: mpsc::Sender<(ConversationId, AgentSendRequest)>,
+    out_tx: mpsc::Sender<AgentServerFrame>,
+    out_rx: mpsc::Receiver<AgentServerFrame>,
+}
+
+/// One worker per socket commits its sends in order (see the visitor socket).
+fn spawn_sender(
+    state: AppState,
+    me: Agent,
+    out: mpsc::Sender<AgentServerFrame>,
+) -> mpsc::Sender<(ConversationId, AgentSendRequest)> {
+    let (tx, mut rx) = mpsc::channel::<(ConversationId, AgentSendRequest)>(256);
+    tokio::spawn(async move {
+        let mut me = me;
+        while let Some((conversation_id, req)) = rx.recv().await {
+            // Availability may have changed since the socket opened (I1, I3).
+            if let Ok(fresh) = state.store.agent(me.id).await {
+                me = fresh;
+            }
+            let client_id = req.client_id.clone();
+            let frame = match service::agent_send(&state, &me, conversation_id, req).await {
+                Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
+                Err(e) => error_frame(e, Some(client_id)),
+            };
+            let _ = out.send(frame).await;
+        }
+    });
+    tx
 }
 
 type Rx = futures::stream::SplitStream<WebSocket>;
@@ -138,7 +172,7 @@ impl Session {
         conn: &mut Connection<HubEvent>,
     ) {
         let state = self.state.clone();
-        let (out_tx, mut out_rx) = mpsc::channel::<AgentServerFrame>(64);
+        let out_tx = self.out_tx.clone();
         let mut heartbeat = tokio::time::interval(state.settings.heartbeat);
         heartbeat.tick().await;
         let mut counts_tick = tokio::time::interval(Duration::from_millis(250));
@@ -154,7 +188,7 @@ impl Session {
                     Incoming::Violation => return send_close(tx, close::POLICY, "text frames up to 64 KiB").await,
                     Incoming::Closed => return,
                 },
-                Some(out) = out_rx.recv() => if !send_json(tx, &out).await { return },
+                Some(out) = self.out_rx.recv() => if !send_json(tx, &out).await { return },
                 ev = conn.recv() => match ev {
                     Recv::Event(e) => if !self.on_event(tx, conn, &e).await { return },
                     Recv::Lagged => if !send_json(tx, &AgentServerFrame::Resync).await { return },
@@ -249,7 +283,7 @@ impl Session {
                         tx,
                         &AgentServerFrame::Message {
                             conversation_id: id,
-                            message: message.clone(),
+                            message: (**message).clone(),
                         },
                     )
                     .await
@@ -506,22 +540,14 @@ impl Session {
                 mentions,
                 attachment_id,
             } => {
-                let (state, me, out) = (self.state.clone(), self.me.clone(), out.clone());
-                tokio::spawn(async move {
-                    let req = AgentSendRequest {
-                        client_id: client_id.clone(),
-                        body,
-                        kind,
-                        mentions,
-                        attachment_id,
-                    };
-                    let frame = match service::agent_send(&state, &me, conversation_id, req).await {
-                        Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
-                        Err(e) => error_frame(e, Some(client_id)),
-                    };
-                    let _ = out.send(frame).await;
-                });
-                true
+                let req = AgentSendRequest {
+                    client_id,
+                    body,
+                    kind,
+                    mentions,
+                    attachment_id,
+                };
+                self.sends.send((conversation_id, req)).await.is_ok()
             }
             AgentClientFrame::Typing {
                 conversation_id,

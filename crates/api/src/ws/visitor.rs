@@ -62,10 +62,13 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
         Ok(v) if v.site.id == site.id => v,
         _ => return send_close(&mut tx, close::UNAUTHENTICATED, "unknown visitor").await,
     };
+    let (out_tx, mut out_rx) = mpsc::channel::<VisitorServerFrame>(64);
+    let sends = spawn_sender(state.clone(), visitor.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
         visitor,
         last: HashMap::new(),
+        sends,
     };
     let mut conn = state.registry.connect(Some(s.visitor.token_hash.clone()));
     conn.subscribe(Topic::Visitor(s.visitor.session.contact_id));
@@ -106,7 +109,6 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
         }
     }
 
-    let (out_tx, mut out_rx) = mpsc::channel::<VisitorServerFrame>(64);
     let mut heartbeat = tokio::time::interval(state.settings.heartbeat);
     heartbeat.tick().await;
     let mut last_seen = Instant::now();
@@ -141,6 +143,48 @@ struct Session {
     visitor: CurrentVisitor,
     /// Per subscribed conversation, the last visible seq sent.
     last: HashMap<ConversationId, Seq>,
+    /// This socket's sends, committed one after another in the order they came.
+    sends: mpsc::Sender<Send>,
+}
+
+struct Send {
+    conversation_id: ConversationId,
+    client_id: String,
+    body: String,
+    attachment_id: Option<AttachmentId>,
+}
+
+/// One worker per socket commits its sends in order, so several messages in a row keep
+/// their order (W6), while the socket loop goes on delivering events.
+fn spawn_sender(
+    state: AppState,
+    visitor: CurrentVisitor,
+    out: mpsc::Sender<VisitorServerFrame>,
+) -> mpsc::Sender<Send> {
+    let (tx, mut rx) = mpsc::channel::<Send>(256);
+    tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            let frame = match service::visitor_send(
+                &state,
+                &visitor,
+                s.conversation_id,
+                &s.client_id,
+                &s.body,
+                s.attachment_id,
+            )
+            .await
+            {
+                Ok((message, _)) => VisitorServerFrame::Ack {
+                    client_id: s.client_id,
+                    message,
+                },
+                Err(e) => error_frame(e, Some(s.client_id)),
+            };
+            // The socket may be gone; the message is committed all the same.
+            let _ = out.send(frame).await;
+        }
+    });
+    tx
 }
 
 impl Session {
@@ -224,11 +268,11 @@ impl Session {
                 {
                     return true;
                 }
-                if !self.last.contains_key(&c.id) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.last.entry(c.id) {
                     // A conversation started elsewhere (another tab, or a message under the
                     // `final` policy): follow it from the start.
                     conn.subscribe(Topic::Conversation(c.id));
-                    self.last.insert(c.id, 0);
+                    e.insert(0);
                     if !self.catch_up(tx, c.id).await {
                         return false;
                     }
@@ -345,26 +389,16 @@ impl Session {
                 client_id,
                 body,
                 attachment_id,
-            } => {
-                let (state, visitor, out) = (self.state.clone(), self.visitor.clone(), out.clone());
-                tokio::spawn(async move {
-                    let frame = match service::visitor_send(
-                        &state,
-                        &visitor,
-                        conversation_id,
-                        &client_id,
-                        &body,
-                        attachment_id,
-                    )
-                    .await
-                    {
-                        Ok((message, _)) => VisitorServerFrame::Ack { client_id, message },
-                        Err(e) => error_frame(e, Some(client_id)),
-                    };
-                    let _ = out.send(frame).await;
-                });
-                true
-            }
+            } => self
+                .sends
+                .send(Send {
+                    conversation_id,
+                    client_id,
+                    body,
+                    attachment_id,
+                })
+                .await
+                .is_ok(),
             VisitorClientFrame::Typing {
                 conversation_id,
                 typing,
