@@ -626,7 +626,33 @@ async fn notifications(
     State(state): State<AppState>,
     me: CurrentAgent,
 ) -> ApiResult<Json<Vec<Notification>>> {
-    Ok(Json(state.store.notifications(me.agent.id, 100).await?))
+    let all = state.store.notifications(me.agent.id, 100).await?;
+    if rules::effective_access(&me.agent) == Access::Full {
+        return Ok(Json(all));
+    }
+    // I3 / S2: a restricted agent was told of a conversation while it was theirs to see;
+    // once it is someone else's, its notifications (with their previews) are hidden too.
+    let mut visible = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(all.len());
+    for n in all {
+        let id = n.conversation_id;
+        let ok = match visible.get(&id) {
+            Some(ok) => *ok,
+            None => {
+                let ok = match service::agent_conversation(&state, &me.agent, id).await {
+                    Ok(_) => true,
+                    Err(e) if e.status == StatusCode::NOT_FOUND => false,
+                    Err(e) => return Err(e),
+                };
+                visible.insert(id, ok);
+                ok
+            }
+        };
+        if ok {
+            out.push(n);
+        }
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "agent", request_body = NotificationsReadRequest, responses((status = 204)))]
