@@ -1,9 +1,9 @@
 // I3: a restricted agent does not see a colleague's conversation; a full agent does.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLocalDist, Client, demoKey, haveBinary, launch, ownerClient, shot, startServer, uiLogin, until, BIN } from './helpers.mjs';
+import { useLocalDist, Client, demoKey, launch, ownerClient, shot, startServer, uiLogin, until, SKIP } from './helpers.mjs';
 
-const skip = haveBinary() ? false : `server binary ${BIN} not built`;
+const skip = SKIP;
 let server, browser;
 before(async () => {
   if (skip) return;

@@ -1,9 +1,9 @@
 // Issue acceptance: a visitor on /demo chats with an agent in the inbox, end to end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLocalDist, RECORD_NOTIFICATIONS, haveBinary, launch, openWidget, shot, startServer, until, visitorSend, widget, BIN } from './helpers.mjs';
+import { useLocalDist, RECORD_NOTIFICATIONS, launch, openWidget, shot, startServer, until, visitorSend, widget, SKIP } from './helpers.mjs';
 
-const skip = haveBinary() ? false : `server binary ${BIN} not built`;
+const skip = SKIP;
 let server, browser;
 
 before(async () => {

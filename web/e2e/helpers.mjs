@@ -15,6 +15,15 @@ export function haveBinary() {
   return existsSync(BIN);
 }
 
+/** Why the end-to-end tests cannot run here (false when they can). */
+export const SKIP = !existsSync(BIN)
+  ? `server binary ${BIN} not built (set CONFAB_BIN)`
+  : !existsSync(CHROMIUM)
+    ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`
+    : !existsSync(new URL('../dist/widget.js', import.meta.url))
+      ? 'dist/ not built: run npm run build first'
+      : false;
+
 /** Starts `confab serve` on a free port with a fresh data dir; resolves once it listens. */
 export async function startServer(name = 'server') {
   const dir = mkdtempSync(join(tmpdir(), 'confab-e2e-'));
@@ -85,7 +94,10 @@ export async function useLocalDist(context, base) {
 export async function launch() {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
+      // Pages fulfilled by useLocalDist() have no address, so Chromium would treat them as
+      // public and block their sockets to 127.0.0.1.
+      '--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessChecks'],
   });
 }
 

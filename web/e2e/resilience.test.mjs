@@ -3,9 +3,9 @@
 // resume by seq).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useLocalDist, haveBinary, launch, openWidget, ownerClient, shot, startServer, uiLogin, until, visitorSend, BIN } from './helpers.mjs';
+import { useLocalDist, launch, openWidget, ownerClient, shot, startServer, uiLogin, until, visitorSend, SKIP } from './helpers.mjs';
 
-const skip = haveBinary() ? false : `server binary ${BIN} not built`;
+const skip = SKIP;
 let server, browser;
 before(async () => {
   if (skip) return;

@@ -85,6 +85,21 @@ describe('pending → acked', () => {
     expect(o.forConversation(9)).toHaveLength(2);
   });
 
+  it('keeps one send in flight: the oldest sendable one', () => {
+    const o = new Outbox();
+    expect(o.head()).toBeUndefined();
+    o.add({ client_id: 'new', conversation_id: 0, body: 'before the conversation exists', created_at: 'x' });
+    o.add({ client_id: 'a', conversation_id: 1, body: '1', created_at: 'x' });
+    o.add({ client_id: 'b', conversation_id: 1, body: '2', created_at: 'x' });
+    expect(o.head()?.client_id).toBe('a');
+    o.markError('a', 'too long');
+    expect(o.head()?.client_id).toBe('b');
+    o.settle('b');
+    expect(o.head()).toBeUndefined();
+    o.move(0, 2);
+    expect(o.head()?.client_id).toBe('new');
+  });
+
   it('restores only well-formed pending sends from storage', () => {
     const restored = parsePending([
       { client_id: 'w-1', conversation_id: 3, body: 'x', created_at: 't' },

@@ -349,20 +349,19 @@ export function sendMessage(conversationId: number, body: string, kind: 'text' |
   };
   store.outbox.add(p);
   changed();
-  flushOutbox(false, p.client_id);
+  flushOutbox(false);
 }
 
 const sentOn = new Map<string, number>();
 let socketGen = 0;
-function flushOutbox(reconnected: boolean, only?: string): void {
+/** Sends the oldest waiting message; the next goes on its ack, so order is kept. */
+function flushOutbox(reconnected: boolean): void {
   if (reconnected) socketGen++;
   if (!socket || store.socketState !== 'open') return;
-  for (const p of store.outbox.all()) {
-    if (only && p.client_id !== only) continue;
-    if (p.error || sentOn.get(p.client_id) === socketGen) continue;
-    if (socket.send({ type: 'send', conversation_id: p.conversation_id, client_id: p.client_id, body: p.body, kind: p.kind ?? 'text', mentions: p.mentions ?? [], attachment_id: p.attachment_id ?? null }))
-      sentOn.set(p.client_id, socketGen);
-  }
+  const p = store.outbox.head();
+  if (p && sentOn.get(p.client_id) !== socketGen &&
+    socket.send({ type: 'send', conversation_id: p.conversation_id, client_id: p.client_id, body: p.body, kind: p.kind ?? 'text', mentions: p.mentions ?? [], attachment_id: p.attachment_id ?? null }))
+    sentOn.set(p.client_id, socketGen);
 }
 
 export function retrySend(clientId: string): void {
@@ -371,7 +370,7 @@ export function retrySend(clientId: string): void {
   p.error = null;
   sentOn.delete(clientId);
   changed();
-  flushOutbox(false, clientId);
+  flushOutbox(false);
 }
 
 export function discardSend(clientId: string): void {
@@ -450,8 +449,9 @@ function onFrame(f: Frame): void {
     case 'ack': {
       const m = f.message ? normalizeMsg(f.message as AMsg) : null;
       if (f.type === 'ack') store.outbox.settle(f.client_id as string);
+      if (m) applyMessage(timeline(m.conversation_id), store.outbox, m);
+      flushOutbox(false);
       if (!m) break;
-      applyMessage(timeline(m.conversation_id), store.outbox, m);
       if (m.author_kind === 'visitor') store.visitorTyping.delete(m.conversation_id);
       break;
     }
@@ -517,8 +517,10 @@ function onFrame(f: Frame): void {
       break;
     }
     case 'error':
-      if (f.client_id) store.outbox.markError(f.client_id as string, String(f.message ?? f.code));
-      else toast(String(f.message ?? f.code));
+      if (f.client_id) {
+        store.outbox.markError(f.client_id as string, String(f.message ?? f.code));
+        flushOutbox(false);
+      } else toast(String(f.message ?? f.code));
       break;
     default:
       return;

@@ -146,6 +146,19 @@ export class Outbox {
     for (let i = 0; i < this.list.length; i++) if (this.list[i].conversation_id === from) this.list[i].conversation_id = to;
   }
 
+  /**
+   * The send to have in flight: the oldest that can go (has a conversation, no error).
+   * Clients send one at a time and the next on its ack, so messages keep their order even
+   * when a server commits concurrent sends in any order.
+   */
+  head(): PendingSend | undefined {
+    for (let i = 0; i < this.list.length; i++) {
+      const p = this.list[i];
+      if (p.conversation_id && !p.error) return p;
+    }
+    return undefined;
+  }
+
   all(): PendingSend[] {
     const out: PendingSend[] = [];
     for (let i = 0; i < this.list.length; i++) out[out.length] = this.list[i];

@@ -594,7 +594,7 @@ function renderFooter(): void {
   const types = config.attachment_types;
   if (max) {
     let list = '';
-    if (types) for (let i = 0; i < types.length; i++) list += (i ? ', ' : '') + types[i];
+    if (types) for (let i = 0; i < types.length; i++) list += (i ? ', ' : '') + shortType(types[i]);
     hint.textContent = list ? t('attach_hint', { types: list, size: formatBytes(max) }) : t('attach_hint_any', { size: formatBytes(max) });
     if (types && types.length) {
       let acc = '';
@@ -602,6 +602,17 @@ function renderFooter(): void {
       fileIn.setAttribute('accept', acc);
     }
   }
+}
+
+/** "image/jpeg" → "JPG", "…spreadsheetml.sheet" → "XLSX": short names for the hint. */
+function shortType(mime: string): string {
+  const sub = mime.replace(/^.*\//, '');
+  const known: Record<string, string> = { jpeg: 'JPG', plain: 'TXT', 'svg+xml': 'SVG', msword: 'DOC', 'x-zip-compressed': 'ZIP' };
+  if (known[sub]) return known[sub];
+  if (/wordprocessingml/.test(sub)) return 'DOCX';
+  if (/spreadsheetml/.test(sub)) return 'XLSX';
+  if (/presentationml/.test(sub)) return 'PPTX';
+  return sub.replace(/^(x-|vnd\.)/, '').toUpperCase();
 }
 
 function renderConn(): void {
@@ -767,14 +778,15 @@ async function prepareAndFlush(): Promise<void> {
   flush();
 }
 
+/**
+ * Sends the oldest waiting message, one at a time: the next goes when this one is acked, so
+ * several messages in a row keep their order even if the server commits concurrent sends
+ * in any order.
+ */
 function flush(): void {
   if (wsState !== 'open') return;
-  const all = outbox.all();
-  for (let i = 0; i < all.length; i++) {
-    const p = all[i];
-    if (!p.conversation_id || p.error || sentGen[p.client_id] === gen) continue;
-    if (frame({ type: 'send', conversation_id: p.conversation_id, client_id: p.client_id, body: p.body, attachment_id: p.attachment_id ?? null })) sentGen[p.client_id] = gen;
-  }
+  const p = outbox.head();
+  if (p && sentGen[p.client_id] !== gen && frame({ type: 'send', conversation_id: p.conversation_id, client_id: p.client_id, body: p.body, attachment_id: p.attachment_id ?? null })) sentGen[p.client_id] = gen;
 }
 
 function submit(): void {
@@ -988,6 +1000,7 @@ function onFrame(f: Record<string, unknown>): void {
       }
       if (m.conversation_id > currentId && !currentId) currentId = m.conversation_id;
       savePending();
+      flush();
       if (fresh) {
         applyEvent(m);
         if (!isMine(m) && m.conversation_id === currentId && agentTyping && m.kind === 'text') agentTyping = null;
@@ -1000,6 +1013,7 @@ function onFrame(f: Record<string, unknown>): void {
       if (f.client_id) {
         outbox.markError(f.client_id as string, String(f.message || f.code));
         savePending();
+        flush();
         render();
       }
       break;
