@@ -221,7 +221,9 @@ async fn messages_sent_in_a_row_keep_their_order() {
     let conv = visitor.start().await;
     let mut widget = visitor.ws(serde_json::json!({})).await;
     let mut inbox = owner.ws().await;
-    inbox.send(json!({"type": "subscribe", "conversation_id": conv})).await;
+    inbox
+        .send(json!({"type": "subscribe", "conversation_id": conv}))
+        .await;
     // Fire without waiting for acks, on both sockets.
     for i in 0..50 {
         widget.send(json!({"type": "send", "conversation_id": conv, "client_id": format!("v{i}"), "body": format!("v{i}")})).await;
@@ -230,12 +232,28 @@ async fn messages_sent_in_a_row_keep_their_order() {
     for i in 0..50 {
         let ack = widget.next_of("ack").await;
         assert_eq!(ack["client_id"], format!("v{i}"), "acks come in send order");
-        inbox.expect_where("ack", |f| f["client_id"] == format!("a{i}")).await;
+        inbox
+            .expect_where("ack", |f| f["client_id"] == format!("a{i}"))
+            .await;
     }
-    let (_, all) = owner.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+    let (_, all) = owner
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
     let order = |p: &str| {
-        all.as_array().unwrap().iter().filter_map(|m| m["client_id"].as_str()).filter(|c| c.starts_with(p)).map(str::to_owned).collect::<Vec<_>>()
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["client_id"].as_str())
+            .filter(|c| c.starts_with(p))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
-    assert_eq!(order("v"), (0..50).map(|i| format!("v{i}")).collect::<Vec<_>>());
-    assert_eq!(order("a"), (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        order("v"),
+        (0..50).map(|i| format!("v{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        order("a"),
+        (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>()
+    );
 }
