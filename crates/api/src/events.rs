@@ -48,10 +48,18 @@ pub enum HubEvent {
         seq: Seq,
         visible_seq: Seq,
     },
+    /// I7: the publishing node's own viewers of a conversation; sockets show the merge of
+    /// all nodes' (see `Viewers::snapshot`).
     Viewers {
+        node: String,
         conversation_id: ConversationId,
         viewing: Vec<AgentId>,
         typing: Vec<AgentId>,
+    },
+    /// A node's heartbeat: its connected agents and their availability (W4, I1).
+    NodePresence {
+        node: String,
+        agents: Vec<(AgentId, bool)>,
     },
     Notification {
         notification: Notification,
@@ -100,6 +108,8 @@ impl Routed for HubEvent {
             }
             HubEvent::Notification { notification } => vec![Topic::Agent(notification.agent_id)],
             HubEvent::Presence { .. } => vec![Topic::Agents],
+            // Consumed by the bus's inbound side, never by sockets.
+            HubEvent::NodePresence { .. } => vec![],
             HubEvent::AgentChanged { agent_id } => vec![Topic::Agent(*agent_id), Topic::Agents],
         }
     }

@@ -1,6 +1,6 @@
 //! Extractors whose rejections speak our error format (`{"error": {...}}` with a code).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -38,14 +38,23 @@ impl From<JsonRejection> for ApiError {
                 ApiError::bad_request("invalid_json", e.body_text())
             }
             JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the request body is too large",
-                )
-            }
+            JsonRejection::BytesRejection(e) => e.into(),
             other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+/// A raw body that could not be read: over the request limit (256 KiB), or cut short.
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is too large",
+            )
+        } else {
+            ApiError::bad_request("invalid_body", r.body_text())
         }
     }
 }

@@ -5,6 +5,7 @@
 //! decision and the store for every fact.
 
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -195,6 +196,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let jobs = tokio::spawn(jobs::run(state.clone(), Duration::from_millis(500)));
+    let heartbeat = tokio::spawn(cluster::heartbeat(state.clone(), Duration::from_secs(2)));
     let app = router(state.clone());
     let stop = state.shutdown.clone();
     let result = axum::serve(listener, app)
@@ -208,5 +210,6 @@ pub async fn serve(
         .await;
     state.shutdown.cancel();
     let _ = jobs.await;
+    let _ = heartbeat.await;
     result
 }

@@ -42,6 +42,8 @@ pub struct ApiSettings {
     pub socket_queue: usize,
     /// Heartbeat interval for sockets; a socket silent for three of these is closed.
     pub heartbeat: Duration,
+    /// This node's name on the bus (random per start unless configured).
+    pub node_id: String,
 }
 
 impl Default for ApiSettings {
@@ -54,6 +56,7 @@ impl Default for ApiSettings {
             session_ttl: chrono::Duration::days(14),
             socket_queue: 1024,
             heartbeat: Duration::from_secs(25),
+            node_id: format!("node-{}", &crate::auth::new_token()[..10]),
         }
     }
 }
@@ -62,8 +65,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry<HubEvent>>,
     pub bus: Arc<dyn Bus<HubEvent>>,
-    pub presence: Presence,
-    pub viewers: Viewers,
+    pub presence: Arc<Presence>,
+    pub viewers: Arc<Viewers>,
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
     /// Cancelled on shutdown: sockets close with 1001 and background jobs stop.
@@ -114,19 +117,62 @@ impl AppBuilder {
         self
     }
 
+    /// One node: events go straight to this node's sockets.
     pub fn build(self) -> AppState {
         let registry = self
             .registry
+            .clone()
             .unwrap_or_else(|| Registry::new(self.settings.socket_queue));
         let bus = self
             .bus
+            .clone()
             .unwrap_or_else(|| Arc::new(LocalBus::new(registry.clone())));
+        self.finish(
+            registry,
+            bus,
+            Arc::new(Presence::default()),
+            Arc::new(Viewers::default()),
+        )
+    }
+
+    /// One node of many: events cross NATS at `nats_url`; presence and viewers are merged
+    /// across nodes (see [`crate::cluster`]).
+    pub async fn build_clustered(
+        self,
+        nats_url: &str,
+    ) -> Result<AppState, confab_realtime::nats::NatsError> {
+        let registry = Registry::new(self.settings.socket_queue);
+        let presence = Arc::new(Presence::default());
+        let viewers = Arc::new(Viewers::default());
+        let sink = crate::cluster::inbound(
+            registry.clone(),
+            presence.clone(),
+            viewers.clone(),
+            self.settings.node_id.clone(),
+        );
+        let bus = confab_realtime::nats::NatsBus::connect(
+            nats_url,
+            "confab.events",
+            &self.settings.node_id,
+            sink,
+        )
+        .await?;
+        Ok(self.finish(registry, bus, presence, viewers))
+    }
+
+    fn finish(
+        self,
+        registry: Arc<Registry<HubEvent>>,
+        bus: Arc<dyn Bus<HubEvent>>,
+        presence: Arc<Presence>,
+        viewers: Arc<Viewers>,
+    ) -> AppState {
         AppState(Arc::new(App {
             store: self.store,
             registry,
             bus,
-            presence: Presence::default(),
-            viewers: Viewers::default(),
+            presence,
+            viewers,
             clock: self.clock,
             settings: self.settings,
             shutdown: CancellationToken::new(),

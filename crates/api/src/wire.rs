@@ -545,7 +545,8 @@ pub enum VisitorClientFrame {
         conversation_id: ConversationId,
         seq: Seq,
     },
-    Ping,
+    /// A struct variant, so that unknown fields are refused like everywhere else.
+    Ping {},
 }
 
 /// Server → visitor.
@@ -620,7 +621,8 @@ pub enum AgentClientFrame {
         conversation_id: ConversationId,
         seq: Seq,
     },
-    Ping,
+    /// A struct variant, so that unknown fields are refused like everywhere else.
+    Ping {},
 }
 
 /// Who read, in an agent's `read` frame.

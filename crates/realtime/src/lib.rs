@@ -11,6 +11,7 @@
 //! recovered from the store by its sequence number.
 //! The event type is generic, so this crate knows nothing of HTTP or JSON.
 
+pub mod nats;
 mod presence;
 mod registry;
 

@@ -130,6 +130,15 @@ impl<E: Routed> Registry<E> {
         }
     }
 
+    /// Marks every socket lagged: each tells its client to resync from the store. Used when
+    /// the bus may have lost events (a gap in another node's counter, a reconnect).
+    pub fn lag_all(&self) {
+        for e in self.lock().conns.values() {
+            e.shared.lagged.store(true, Ordering::Relaxed);
+            e.shared.wake.notify_one();
+        }
+    }
+
     /// Closes every socket (shutdown).
     pub fn close_all(&self) {
         for e in self.lock().conns.values() {

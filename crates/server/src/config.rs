@@ -12,7 +12,18 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub server: Server,
     pub database: Database,
+    pub nats: Nats,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Nats {
+    /// A NATS URL (nats://host:4222). When set, this node shares real-time events,
+    /// presence and typing with the other nodes through it. Needs database.url.
+    pub url: Option<String>,
+    /// This node's name in logs and on the bus; random when empty.
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +47,10 @@ pub struct Server {
 pub struct Database {
     /// The folder for the SQLite file and attachments.
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL (postgres://user@host/db). When set, Confab keeps its data there
+    /// instead of the SQLite file (attachments stay under data_dir: share that folder, or
+    /// use one node per folder and a shared filesystem).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +78,7 @@ impl Default for Database {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("confab-data"),
+            url: None,
         }
     }
 }
@@ -107,6 +123,9 @@ impl Config {
              # [server] secure_cookies: mark cookies Secure (serve over https).\n\
              # [server] session_hours: how long an agent stays signed in.\n\
              # [database] data_dir: the folder for the SQLite file and attachments.\n\
+             # [database] url: a PostgreSQL URL; when set, data lives there instead of SQLite.\n\
+             # [nats] url: a NATS URL; when set, this node shares events with the others (needs database.url).\n\
+             # [nats] node_id: this node's name on the bus; random when unset.\n\
              # [log] filter: a tracing filter such as \"info\"; json: JSON lines.\n\n",
         );
         out.push_str(&body);

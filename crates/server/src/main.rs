@@ -38,6 +38,12 @@ enum Command {
         /// Overrides database.data_dir.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Overrides database.url: keep data in PostgreSQL.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Overrides nats.url: share events with other nodes.
+        #[arg(long)]
+        nats_url: Option<String>,
     },
     /// Create or upgrade the database, then exit.
     Migrate {
@@ -83,22 +89,32 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Serve { listen, data_dir } => {
+            Command::Serve {
+                listen,
+                data_dir,
+                database_url,
+                nats_url,
+            } => {
                 if let Some(l) = listen {
                     cfg.server.listen = l;
                 }
                 if let Some(d) = data_dir {
                     cfg.database.data_dir = d;
                 }
+                if database_url.is_some() {
+                    cfg.database.url = database_url;
+                }
+                if nats_url.is_some() {
+                    cfg.nats.url = nats_url;
+                }
                 serve(cfg).await
             }
             Command::Migrate { data_dir } => {
-                let dir = data_dir.unwrap_or(cfg.database.data_dir);
-                open_store(&dir).await?;
-                println!(
-                    "database at {} is up to date",
-                    dir.join("confab.db").display()
-                );
+                if let Some(d) = data_dir {
+                    cfg.database.data_dir = d;
+                }
+                open_store(&cfg).await?;
+                println!("the database is up to date");
                 Ok(())
             }
             Command::Admin {
@@ -110,8 +126,11 @@ fn main() -> anyhow::Result<()> {
                         password,
                     },
             } => {
-                let store = open_store(&data_dir.unwrap_or(cfg.database.data_dir)).await?;
-                admin_owner(&store, &email, &name, &password).await
+                if let Some(d) = data_dir {
+                    cfg.database.data_dir = d;
+                }
+                let store = open_store(&cfg).await?;
+                admin_owner(&*store, &email, &name, &password).await
             }
             Command::PrintConfig => unreachable!("handled above"),
         }
@@ -131,16 +150,45 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-async fn open_store(dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+/// The embedded SQLite file by default; PostgreSQL when `database.url` is set.
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let dir = &cfg.database.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the data folder {}", dir.display()))?;
-    SqliteStore::open(&dir.join("confab.db"))
-        .await
-        .map_err(|e| anyhow::anyhow!("could not open the database: {e}"))
+    match &cfg.database.url {
+        Some(url) => {
+            let store = confab_store_postgres::PgStore::connect(url)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "could not open the PostgreSQL database at {}: {e}",
+                        redact(url)
+                    )
+                })?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let store = SqliteStore::open(&dir.join("confab.db"))
+                .await
+                .map_err(|e| anyhow::anyhow!("could not open the database: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A URL with its password replaced, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
 }
 
 async fn admin_owner(
-    store: &SqliteStore,
+    store: &dyn Store,
     email: &str,
     name: &str,
     password: &str,
@@ -189,7 +237,7 @@ async fn admin_owner(
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg.database.data_dir).await?;
+    let store = open_store(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("could not listen on {}", cfg.server.listen))?;
@@ -200,7 +248,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .clone()
         .map(|u| u.trim_end_matches('/').to_lowercase())
         .unwrap_or_else(|| format!("http://{addr}"));
-    ensure_demo_site(&store, &public_origin).await?;
+    ensure_demo_site(&*store, &public_origin).await?;
     let settings = ApiSettings {
         data_dir: cfg.database.data_dir.clone(),
         public_origin: Some(public_origin.clone()),
@@ -209,21 +257,41 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         session_ttl: chrono::Duration::hours(i64::from(cfg.server.session_hours.max(1))),
         ..ApiSettings::default()
     };
-    let store: Arc<dyn Store> = Arc::new(store.clone());
-    let state = AppBuilder::new(store, settings).build();
+    let settings = match &cfg.nats.node_id {
+        Some(n) => ApiSettings {
+            node_id: n.clone(),
+            ..settings
+        },
+        None => settings,
+    };
+    let builder = AppBuilder::new(store, settings);
+    let state = match &cfg.nats.url {
+        Some(url) => {
+            if cfg.database.url.is_none() {
+                anyhow::bail!(
+                    "nats.url needs database.url: nodes must share one PostgreSQL database"
+                );
+            }
+            builder
+                .build_clustered(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not join the cluster through {url}: {e}"))?
+        }
+        None => builder.build(),
+    };
     // This line is read by tests and scripts; keep its shape.
     println!("listening on http://{addr}");
     if state.store.count_agents().await? == 0 {
         println!("first run: open {public_origin}/ to create the owner account; {public_origin}/demo chats with yourself");
     }
-    tracing::info!(%addr, data_dir = %cfg.database.data_dir.display(), "confab serving");
+    tracing::info!(%addr, node = %state.settings.node_id, data_dir = %cfg.database.data_dir.display(), postgres = cfg.database.url.is_some(), nats = cfg.nats.url.is_some(), "confab serving");
     confab_api::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// O2: a first start gets a demo site whose widget the `/demo` page embeds.
-async fn ensure_demo_site(store: &SqliteStore, origin: &str) -> anyhow::Result<()> {
+async fn ensure_demo_site(store: &dyn Store, origin: &str) -> anyhow::Result<()> {
     if !store.list_sites().await?.is_empty() {
         return Ok(());
     }

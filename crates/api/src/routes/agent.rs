@@ -238,12 +238,7 @@ async fn set_availability(
         .await?;
     state.agents_changed();
     state.presence.set_available(a.id, a.available);
-    let connected = state.presence.get(a.id).is_some();
-    state.publish(HubEvent::Presence {
-        agent: AgentCard::from(&a),
-        connected,
-        available: a.available,
-    });
+    crate::cluster::presence_changed(&state, &a);
     state.publish(HubEvent::AgentChanged { agent_id: a.id });
     Ok(Json(a))
 }
@@ -679,7 +674,7 @@ async fn list_agents(
         agents
             .into_iter()
             .map(|a| TeamMember {
-                connected: state.presence.get(a.id).is_some(),
+                connected: state.presence.cluster_get(a.id).is_some(),
                 agent: a,
             })
             .collect(),

@@ -25,6 +25,7 @@ use crate::state::AppState;
         crate::wire::VisitorClientFrame, crate::wire::VisitorServerFrame,
         crate::wire::AgentClientFrame, crate::wire::AgentServerFrame,
         crate::error::ErrorBody,
+        confab_domain::Folder,
     ))
 )]
 pub struct ApiDoc;

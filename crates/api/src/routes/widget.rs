@@ -213,7 +213,7 @@ async fn identify(
 
 /// The offline flow's questions: name, email, phone. An email never merges an anonymous
 /// visitor into an existing contact here: that would show them someone else's history (S2).
-#[utoipa::path(patch, path = "/api/v1/widget/contact", tag = "visitor", request_body = VisitorContactUpdate,
+#[utoipa::path(operation_id = "visitor_update_contact", patch, path = "/api/v1/widget/contact", tag = "visitor", request_body = VisitorContactUpdate,
     responses((status = 200, body = VisitorContact)))]
 async fn update_contact(
     State(state): State<AppState>,
@@ -249,7 +249,7 @@ async fn update_contact(
 }
 
 /// The visitor's conversations, newest first.
-#[utoipa::path(get, path = "/api/v1/widget/conversations", tag = "visitor", responses((status = 200, body = Vec<VisitorConversation>)))]
+#[utoipa::path(operation_id = "visitor_list_conversations", get, path = "/api/v1/widget/conversations", tag = "visitor", responses((status = 200, body = Vec<VisitorConversation>)))]
 async fn list_conversations(
     State(state): State<AppState>,
     v: CurrentVisitor,
@@ -273,15 +273,21 @@ async fn list_conversations(
 async fn start_conversation(
     State(state): State<AppState>,
     v: CurrentVisitor,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<VisitorConversation>)> {
+    let body = body?;
     // The body is optional: an empty one starts a chat with no page and no consent.
     let req: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
     } else {
+        // The same codes as every other JSON body (not the socket's `invalid_frame`).
         serde_json::from_slice(&body).map_err(|e| {
-            let (code, message) = crate::ws::frame_error(&e);
-            ApiError::bad_request(code, message)
+            let code = if e.is_syntax() || e.is_eof() {
+                "invalid_json"
+            } else {
+                "invalid_body"
+            };
+            ApiError::bad_request(code, e.to_string())
         })?
     };
     let (conv, created) = service::start_conversation(&state, &v, req).await?;
@@ -296,7 +302,7 @@ async fn start_conversation(
 }
 
 /// Entries after `after`, in order (by visible sequence).
-#[utoipa::path(get, path = "/api/v1/widget/conversations/{id}/messages", tag = "visitor", params(("id" = i64, Path), HistoryQuery),
+#[utoipa::path(operation_id = "visitor_history", get, path = "/api/v1/widget/conversations/{id}/messages", tag = "visitor", params(("id" = i64, Path), HistoryQuery),
     responses((status = 200, body = Vec<VisitorMessage>), (status = 404, body = crate::error::ErrorBody)))]
 async fn history(
     State(state): State<AppState>,
@@ -320,7 +326,7 @@ async fn history(
 
 /// Sends a message; acknowledged only once it is on disk. A retry with the same
 /// `client_id` returns the stored message with 200.
-#[utoipa::path(post, path = "/api/v1/widget/conversations/{id}/messages", tag = "visitor", params(("id" = i64, Path)), request_body = VisitorSendRequest,
+#[utoipa::path(operation_id = "visitor_send", post, path = "/api/v1/widget/conversations/{id}/messages", tag = "visitor", params(("id" = i64, Path)), request_body = VisitorSendRequest,
     responses((status = 201, body = VisitorMessage), (status = 200, body = VisitorMessage), (status = 409, body = crate::error::ErrorBody)))]
 async fn send(
     State(state): State<AppState>,
@@ -341,7 +347,7 @@ async fn send(
 }
 
 /// Read receipt (visible sequence).
-#[utoipa::path(post, path = "/api/v1/widget/conversations/{id}/read", tag = "visitor", params(("id" = i64, Path)), request_body = ReadRequest,
+#[utoipa::path(operation_id = "visitor_read", post, path = "/api/v1/widget/conversations/{id}/read", tag = "visitor", params(("id" = i64, Path)), request_body = ReadRequest,
     responses((status = 204)))]
 async fn read(
     State(state): State<AppState>,

@@ -76,11 +76,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
     conn.subscribe(Topic::Agents);
     conn.subscribe(Topic::Agent(me.agent.id));
     if state.presence.connect(me.agent.id, me.agent.available) {
-        state.publish(HubEvent::Presence {
-            agent: AgentCard::from(&me.agent),
-            connected: true,
-            available: me.agent.available,
-        });
+        crate::cluster::presence_changed(&state, &me.agent);
     }
     let (out_tx, out_rx) = mpsc::channel::<AgentServerFrame>(64);
     let sends = spawn_sender(state.clone(), me.agent.clone(), out_tx.clone());
@@ -115,11 +111,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
         s.leave(&conn, id);
     }
     if state.presence.disconnect(s.me.id) {
-        state.publish(HubEvent::Presence {
-            agent: AgentCard::from(&s.me),
-            connected: false,
-            available: s.me.available,
-        });
+        crate::cluster::presence_changed(&state, &s.me);
     }
 }
 
@@ -247,12 +239,7 @@ impl Session {
     }
 
     fn publish_viewers(&self, id: ConversationId) {
-        let (viewing, typing) = self.state.viewers.snapshot(id);
-        self.state.publish(HubEvent::Viewers {
-            conversation_id: id,
-            viewing,
-            typing,
-        });
+        crate::cluster::publish_viewers(&self.state, id);
     }
 
     fn leave(&mut self, conn: &Connection<HubEvent>, id: ConversationId) {
@@ -396,16 +383,16 @@ impl Session {
                 .await
             }
             HubEvent::Viewers {
-                conversation_id,
-                viewing,
-                typing,
+                conversation_id, ..
             } if self.viewing.contains_key(conversation_id) => {
+                // The event carries one node's viewers; show the whole cluster's.
+                let (viewing, typing) = self.state.viewers.snapshot(*conversation_id);
                 send_json(
                     tx,
                     &AgentServerFrame::Viewers {
                         conversation_id: *conversation_id,
-                        viewing: viewing.clone(),
-                        typing: typing.clone(),
+                        viewing,
+                        typing,
                     },
                 )
                 .await
@@ -584,7 +571,7 @@ impl Session {
                 });
                 true
             }
-            AgentClientFrame::Ping => send_json(tx, &AgentServerFrame::Pong).await,
+            AgentClientFrame::Ping {} => send_json(tx, &AgentServerFrame::Pong).await,
         }
     }
 }

@@ -58,7 +58,7 @@ pub enum Incoming {
     Text(String),
     /// Pong or ping: the client is alive.
     Alive,
-    /// Binary or oversized: close with a policy violation.
+    /// Binary, oversized or unreadable: close with a policy violation.
     Violation,
     Closed,
 }
@@ -68,7 +68,11 @@ pub fn classify(frame: Option<Result<WsMessage, axum::Error>>) -> Incoming {
         Some(Ok(WsMessage::Text(t))) if t.len() <= MAX_FRAME => Incoming::Text(t.to_string()),
         Some(Ok(WsMessage::Text(_))) | Some(Ok(WsMessage::Binary(_))) => Incoming::Violation,
         Some(Ok(WsMessage::Ping(_))) | Some(Ok(WsMessage::Pong(_))) => Incoming::Alive,
-        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Incoming::Closed,
+        // A frame over the upgrade's size limit (or otherwise malformed) fails the read
+        // before we see it; the connection can still carry the 1008 close that says why.
+        // (If the peer is already gone, sending the close just fails.)
+        Some(Err(_)) => Incoming::Violation,
+        Some(Ok(WsMessage::Close(_))) | None => Incoming::Closed,
     }
 }
 

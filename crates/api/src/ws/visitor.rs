@@ -427,7 +427,7 @@ impl Session {
                 });
                 true
             }
-            VisitorClientFrame::Ping => send_json(tx, &VisitorServerFrame::Pong).await,
+            VisitorClientFrame::Ping {} => send_json(tx, &VisitorServerFrame::Pong).await,
         }
     }
 }
