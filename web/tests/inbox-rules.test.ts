@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { conversation, summary } from './fixtures';
 import { actionsFor, applyRow, canView, folderOf, isUnread, mentionedIds, normalizeRow, type AgentLike, type Row } from '../src/shared/inbox-rules';
 
 const owner: AgentLike = { id: 1, role: 'owner', access: 'restricted', available: true };
@@ -44,12 +45,15 @@ describe('I1/I4/I5 actions', () => {
 
 describe('rows', () => {
   it('normalizes nested and flat rows', () => {
-    const r = normalizeRow({ conversation: { id: 4, status: 'open', assignee_id: null, last_visitor_seq: 5 }, contact_name: 'Bo', my_read_seq: 3 });
+    const r = normalizeRow(summary({ id: 4, status: 'open', assignee_id: null, last_visitor_seq: 5 }, { contact_name: 'Bo', my_read_seq: 3 }));
     expect(r.id).toBe(4);
     expect(r.contact_name).toBe('Bo');
     expect(isUnread(r)).toBe(true);
     expect(isUnread({ ...r, my_read_seq: 5 })).toBe(false);
-    expect(normalizeRow({ id: 5, status: 'open' }).assignee_id).toBe(null);
+    const flat = conversation({ id: 5, status: 'open' });
+    delete flat.assignee_id;
+    expect(normalizeRow(flat).assignee_id).toBe(null);
+    expect('conversation' in r).toBe(false);
   });
   it('applies live updates: update in place, insert newest first, remove', () => {
     let rows: Row[] = [

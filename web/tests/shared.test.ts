@@ -67,4 +67,10 @@ describe('inbox catalog freshness', () => {
     }
     expect(missing).toEqual([]);
   });
+  it('is translated completely into sv, nb and hu', () => {
+    for (const lang of ['sv', 'nb', 'hu']) {
+      const untranslated = Object.keys(inboxCatalogs.en).filter((k) => !(k in inboxCatalogs[lang]));
+      expect(untranslated, lang).toEqual([]);
+    }
+  });
 });

@@ -1,4 +1,6 @@
-// HTTP for the inbox: cookie session + X-CSRF-Token on every non-GET request.
+// HTTP for the inbox: cookie session + X-CSRF-Token on every non-GET request. Callers name
+// the reply's type from src/shared/wire.ts (generated from the server's OpenAPI document).
+import type { ErrorBody } from '../shared/wire';
 
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string) {
@@ -44,17 +46,9 @@ export async function api<R = unknown>(method: string, path: string, body?: unkn
     }
   }
   if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+    const err = (data as Partial<ErrorBody> | null)?.error;
     if (res.status === 401 && path !== '/auth/login') onUnauthorized();
     throw new ApiError(res.status, err?.code || 'http_' + res.status, err?.message || res.statusText || 'Request failed');
   }
   return data as R;
-}
-
-/** Lists come as arrays or wrapped ({conversations: [...]}, {items: [...]}). */
-export function asList<T>(data: unknown, ...keys: string[]): T[] {
-  if (Array.isArray(data)) return data as T[];
-  const o = (data || {}) as Record<string, unknown>;
-  for (const k of [...keys, 'items', 'data', 'results']) if (Array.isArray(o[k])) return o[k] as T[];
-  return [];
 }

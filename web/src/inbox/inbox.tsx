@@ -1,17 +1,19 @@
 // The inbox proper: folder lists with search, the conversation view with its composer, and
 // the contact side panel (PRODUCT.md I2–I9).
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { actionsFor, canBeAssigned, isUnread, mentionedIds, FOLDERS, type Folder, type Row } from '../shared/inbox-rules';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { actionsFor, canBeAssigned, isUnread, mentionedIds, normalizeRow, FOLDERS, type Folder, type Row } from '../shared/inbox-rules';
 import { lastSeenId } from '../shared/state';
 import { linkify, formatBytes } from '../shared/linkify';
 import { api } from './api';
 import {
-  agentName, attempt, changed, convAction, discardSend, loadList, markRead, openConversation, refreshDetails, retrySend,
-  searching, sendMessage, sendTyping, siteOf, store, timeline, toast, useStore,
-  type AMsg, type Contact, type ContactInfo, type Conversation,
+  agentName, attempt, changed, convAction, discardSend, hasOlder, loadList, loadMoreList, loadOlder, markRead, openConversation,
+  refreshDetails, retrySend, searching, sendMessage, sendTyping, siteOf, store, toast, useStore,
+  type AMsg, type Contact, type ContactInfo,
 } from './state';
+import type * as wire from '../shared/wire';
 import { t, lang } from './i18n';
 import { Avatar, FOLDER_NAMES } from './shell';
+import { RichText } from './rich';
 
 const EMOJI = ['😀', '😂', '😊', '😍', '🤔', '😅', '😉', '😎', '👍', '👎', '👏', '🙏', '🎉', '❤️', '🔥', '✅', '❌', '👀', '💡', '⭐', '😢', '😮', '🙌', '👋'];
 
@@ -122,6 +124,13 @@ function ConversationList(props: { folder: Folder | 'search'; openId: number | n
       <ul role="list" aria-busy={s.listLoading}>
         {s.rows.map((r) => <ConversationRow key={r.id} row={r} folder={props.folder} active={r.id === props.openId} />)}
       </ul>
+      {s.listMore && !s.listLoading && s.rows.length > 0 && (
+        <div class="more">
+          <button type="button" class="btn ghost sm" data-action="load-more" disabled={s.listMoreLoading} onClick={() => loadMoreList()}>
+            {s.listMoreLoading ? t('Loading…') : t('Load more')}
+          </button>
+        </div>
+      )}
     </div>
   );
 }
@@ -171,7 +180,7 @@ function eventText(m: AMsg): string {
     case 'rated': return t('The visitor rated the chat: {rating}', { rating: e.rating === 'good' ? '👍' : '👎' }) + (e.comment ? ` “${e.comment}”` : '');
     case 'offline': return t('Offline message shown to the visitor');
     case 'online': return t('Online message shown to the visitor');
-    default: return e.type;
+    default: return (e as { type: string }).type;
   }
 }
 
@@ -192,7 +201,7 @@ function MessageView(props: { m: AMsg; seen: boolean }) {
   return (
     <div class={'msg ' + (mine ? 'out' : 'in') + (note ? ' note' : '')} data-seq={m.seq} data-id={m.id}>
       <div class="msg-head">{note && <strong class="note-tag">{t('Internal note')}</strong>} <span>{name}</span> <time>{fmtTime(m.created_at)}</time></div>
-      {showBody && (m.html && !note ? <div class="bubble rich" dangerouslySetInnerHTML={{ __html: m.html }} /> : <div class="bubble"><Linked text={m.body} /></div>)}
+      {showBody && (m.author_kind !== 'visitor' && !note ? <div class="bubble rich"><RichText text={m.body} /></div> : <div class="bubble"><Linked text={m.body} /></div>)}
       {m.attachment && <AttachmentView a={m.attachment} />}
       {props.seen && <div class="seen">{t('Seen')}</div>}
     </div>
@@ -204,9 +213,10 @@ function ConversationView(props: { id: number }) {
   const id = props.id;
   const d = s.details.get(id);
   const row = s.rows.find((r) => r.id === id);
-  const conv = (d?.conversation ?? row) as Conversation | undefined;
-  const tl = timeline(id);
-  const items = tl.items;
+  const conv: Row | undefined = d ? normalizeRow(d.conversation) : row;
+  // The timeline appears once openConversation knows where the newest window starts.
+  const tl = s.timelines.get(id);
+  const items: readonly AMsg[] = tl ? tl.items : [];
   const listRef = useRef<HTMLDivElement>(null);
   const me = s.me!;
   const visitorRead = s.visitorRead.get(id) ?? 0;
@@ -217,10 +227,23 @@ function ConversationView(props: { id: number }) {
   const typers = (viewers?.typing ?? []).filter((x) => x !== me.id);
   const visitorTyping = s.visitorTyping.has(id);
 
-  useEffect(() => {
+  // Stick to the newest entry, except when older ones were put above: then keep the place.
+  const first = items.length ? items[0].seq : 0;
+  const lastId = items.length ? items[items.length - 1].id : 0;
+  const anchor = useRef<{ first: number; height: number; top: number } | null>(null);
+  useLayoutEffect(() => {
     const el = listRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
-  }, [items.length, pending.length, visitorTyping]);
+    if (!el) return;
+    const a = anchor.current;
+    if (a && first < a.first) el.scrollTop = a.top + (el.scrollHeight - a.height);
+    else el.scrollTop = el.scrollHeight;
+    anchor.current = null;
+  }, [first, lastId, pending.length, visitorTyping]);
+  const older = async () => {
+    const el = listRef.current;
+    anchor.current = el ? { first, height: el.scrollHeight, top: el.scrollTop } : null;
+    await loadOlder(id);
+  };
   useEffect(() => {
     const f = () => { if (document.visibilityState === 'visible') markRead(id); };
     f();
@@ -230,7 +253,7 @@ function ConversationView(props: { id: number }) {
       document.removeEventListener('visibilitychange', f);
       window.removeEventListener('focus', f);
     };
-  }, [id, tl.lastSeq(), s.socketState]);
+  }, [id, tl?.lastSeq(), s.socketState]);
 
   if (!conv) return <div class="empty"><p class="muted">{t('Loading…')}</p></div>;
   const site = siteOf(conv.site_id);
@@ -256,6 +279,13 @@ function ConversationView(props: { id: number }) {
         </div>
       )}
       <div class="msgs" ref={listRef} role="log" aria-live="polite" aria-label={t('Messages')}>
+        {hasOlder(id) && (
+          <div class="more">
+            <button type="button" class="btn ghost sm" data-action="load-older" disabled={s.olderLoading.has(id)} onClick={older}>
+              {s.olderLoading.has(id) ? t('Loading…') : t('Load older messages')}
+            </button>
+          </div>
+        )}
         {items.map((m) => <MessageView key={m.id} m={m} seen={m.id === seenId} />)}
         {pending.map((p) => (
           <div key={p.client_id} class={'msg out pending' + (p.kind === 'note' ? ' note' : '')}>
@@ -272,7 +302,7 @@ function ConversationView(props: { id: number }) {
   );
 }
 
-function Actions(props: { conv: Conversation; acts: ReturnType<typeof actionsFor> }) {
+function Actions(props: { conv: Row; acts: ReturnType<typeof actionsFor> }) {
   const s = useStore();
   const { conv, acts } = props;
   const [snooze, setSnooze] = useState(false);
@@ -323,7 +353,7 @@ function Actions(props: { conv: Conversation; acts: ReturnType<typeof actionsFor
   );
 }
 
-function Composer(props: { conv: Conversation; canReply: boolean }) {
+function Composer(props: { conv: Row; canReply: boolean }) {
   const s = useStore();
   const { conv } = props;
   const [mode, setMode] = useState<'text' | 'note'>(props.canReply ? 'text' : 'note');
@@ -385,7 +415,7 @@ function Composer(props: { conv: Conversation; canReply: boolean }) {
   const upload = async (file: File) => {
     setUploading(true);
     await attempt(async () => {
-      const a = await api<{ id: number }>('POST', `/conversations/${conv.id}/attachments?filename=${encodeURIComponent(file.name)}`, undefined, file);
+      const a = await api<wire.Attachment>('POST', `/conversations/${conv.id}/attachments?filename=${encodeURIComponent(file.name)}`, undefined, file);
       sendMessage(conv.id, file.name, mode, [], a.id);
     });
     setUploading(false);
@@ -521,7 +551,7 @@ function ContactForm(props: { contact: Contact; onSaved: () => void }) {
     <form class="panel" onSubmit={async (e) => {
       e.preventDefault();
       await attempt(async () => {
-        await api('PATCH', `/contacts/${c.id}`, { name: name || null, email: email || null, phone: phone || null });
+        await api<Contact>('PATCH', `/contacts/${c.id}`, { name: name || null, email: email || null, phone: phone || null } satisfies wire.ContactPatchRequest);
         toast(t('Contact saved'), 'info');
         if (store.openId != null) void refreshDetails(store.openId);
         props.onSaved();
@@ -536,11 +566,11 @@ function ContactForm(props: { contact: Contact; onSaved: () => void }) {
   );
 }
 
-function Tags(props: { conv: Conversation }) {
+function Tags(props: { conv: wire.Conversation }) {
   const tags = props.conv.tags ?? [];
   const [v, setV] = useState('');
   const save = (next: string[]) => attempt(async () => {
-    await api('PUT', `/conversations/${props.conv.id}/tags`, { tags: next });
+    await api<wire.Conversation>('PUT', `/conversations/${props.conv.id}/tags`, { tags: next } satisfies wire.TagsRequest);
     const d = store.details.get(props.conv.id);
     if (d) d.conversation.tags = next;
     const r = store.rows.find((x) => x.id === props.conv.id);
@@ -570,7 +600,7 @@ function Notes(props: { contactId: number; notes: ContactInfo['notes']; onAdded:
         e.preventDefault();
         if (!body.trim()) return;
         await attempt(async () => {
-          await api('POST', `/contacts/${props.contactId}/notes`, { body: body.trim() });
+          await api<wire.ContactNote>('POST', `/contacts/${props.contactId}/notes`, { body: body.trim() } satisfies wire.NoteRequest);
           setBody('');
           props.onAdded();
         });

@@ -2,8 +2,9 @@
 // availability switch and the connection indicator.
 import type { ComponentChildren } from 'preact';
 import { FOLDERS, effectiveAccess, type Folder } from '../shared/inbox-rules';
-import { changed, logout, setAvailable, store, useStore } from './state';
-import { t } from './i18n';
+import { unreadCount } from '../shared/notifications';
+import { KIND_TITLE, changed, logout, readNotifications, setAvailable, store, toggleNotifications, useStore, type AppNotification } from './state';
+import { t, lang } from './i18n';
 
 export const FOLDER_NAMES: Record<Folder, string> = {
   unassigned: /*i18n*/ 'Unassigned',
@@ -35,6 +36,63 @@ export function ConnectionIndicator() {
   );
 }
 
+function ago(iso: string): string {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return '';
+  const today = new Date().toDateString() === d.toDateString();
+  return new Intl.DateTimeFormat(lang, today ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }).format(d);
+}
+
+/** E3: the bell with the unread count, and the list it opens. */
+export function Bell() {
+  const s = useStore();
+  const unread = unreadCount(s.notifications);
+  const open = s.notificationsOpen;
+  const go = (n: AppNotification) => {
+    if (!n.read_at) void readNotifications([n.id]);
+    toggleNotifications(false);
+    location.hash = `#/inbox/${store.folder}/${n.conversation_id}`;
+  };
+  return (
+    <div class="bell-wrap">
+      <button
+        type="button"
+        class={'bell' + (unread ? ' hot' : '')}
+        aria-expanded={open}
+        aria-haspopup="true"
+        aria-label={unread ? t('Notifications ({count} unread)', { count: unread }) : t('Notifications')}
+        data-unread={unread}
+        onClick={() => toggleNotifications()}
+      >
+        <span aria-hidden="true">🔔</span>
+        <span class="bell-label">{t('Notifications')}</span>
+        {unread > 0 && <span class="count hot" aria-hidden="true">{unread > 99 ? '99+' : unread}</span>}
+      </button>
+      {open && (
+        <div class="notif-pop" role="dialog" aria-label={t('Notifications')} onKeyDown={(e) => { if (e.key === 'Escape') toggleNotifications(false); }}>
+          <div class="notif-head">
+            <strong>{t('Notifications')}</strong>
+            {unread > 0 && <button type="button" class="link" onClick={() => readNotifications()}>{t('Mark all as read')}</button>}
+          </div>
+          {s.notifications.length === 0 ? <p class="muted small pad">{t('No notifications yet')}</p> : (
+            <ul class="plain notif-list">
+              {s.notifications.map((n) => (
+                <li key={n.id}>
+                  <button type="button" class={'notif' + (n.read_at ? '' : ' unread')} data-notification={n.id} onClick={() => go(n)}>
+                    <span class="notif-title">{t(KIND_TITLE[n.kind] ?? 'Confab')}</span>
+                    <span class="notif-preview">{n.preview}</span>
+                    <time class="muted small">{ago(n.created_at)}</time>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
 export function Shell(props: { section: string; children: ComponentChildren }) {
   const s = useStore();
   const me = s.me!;
@@ -55,6 +113,7 @@ export function Shell(props: { section: string; children: ComponentChildren }) {
           <span class="knob" aria-hidden="true" />
           {me.available ? t('Available') : t('Away')}
         </button>
+        <Bell />
         <ul class="folders">
           {FOLDERS.map((f) => {
             if (f === 'others' && (counts ? counts.others == null : effectiveAccess(me) === 'restricted')) return null;

@@ -2,9 +2,9 @@
 // re-subscription with `after` = last seq, and a state that never lies: "open" only between
 // the server's `ready` and the socket's close.
 import { backoffDelay } from '../shared/state';
+import type { AgentClientFrame, AgentServerFrame } from '../shared/wire';
 
 export type SocketState = 'connecting' | 'open' | 'reconnecting';
-export type Frame = { type: string; [k: string]: unknown };
 
 export class AgentSocket {
   state: SocketState = 'connecting';
@@ -18,7 +18,7 @@ export class AgentSocket {
   private subs = new Map<number, () => number>();
 
   constructor(
-    private onFrame: (f: Frame) => void,
+    private onFrame: (f: AgentServerFrame) => void,
     private onState: (s: SocketState) => void,
     private onAuthLost: () => void,
   ) {}
@@ -52,7 +52,7 @@ export class AgentSocket {
     }
   }
 
-  send(f: Frame): boolean {
+  send(f: AgentClientFrame): boolean {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(f));
     return true;
@@ -102,9 +102,9 @@ export class AgentSocket {
     ws.onmessage = (e) => {
       if (this.pongDeadline) clearTimeout(this.pongDeadline);
       this.pongDeadline = null;
-      let f: Frame;
+      let f: AgentServerFrame;
       try {
-        f = JSON.parse(String(e.data));
+        f = JSON.parse(String(e.data)) as AgentServerFrame;
       } catch {
         return;
       }

@@ -1,86 +1,34 @@
 // The inbox's application state: one store, changed only by the actions below and by
 // socket frames; components re-render on every change (the data is small).
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api, asList, setCsrf, setOnUnauthorized } from './api';
-import { AgentSocket, type Frame, type SocketState } from './socket';
-import { Outbox, Timeline, applyMessage, makeClientId, type SeqEntry } from '../shared/state';
-import { folderOf, normalizeRow, sortRows, applyRow, type Access, type Folder, type Role, type Row, type Status } from '../shared/inbox-rules';
+import { ApiError, api, setCsrf, setOnUnauthorized } from './api';
+import { AgentSocket, type SocketState } from './socket';
+import { Outbox, Timeline, applyMessage, makeClientId } from '../shared/state';
+import { folderOf, normalizeRow, sortRows, applyRow, type Folder, type Row, type Status } from '../shared/inbox-rules';
+import { listCursor, mayHaveMore, mergePage, olderWindow, windowStart } from '../shared/paging';
+import { markRead as markNotificationsRead, mergeNotifications, unreadIds } from '../shared/notifications';
+import type * as wire from '../shared/wire';
 import { t } from './i18n';
 
-export interface Agent {
-  id: number;
-  email: string;
-  name: string;
-  display_name: string;
-  avatar_url: string | null;
-  role: Role;
-  access: Access;
-  available: boolean;
-  notify_desktop: boolean;
-  notify_sound: boolean;
-  notify_all_messages?: boolean;
-  deactivated: boolean;
-  connected?: boolean;
-}
-
-export interface Attachment { id: number; filename: string; content_type: string; size: number }
-export interface AEvent { type: string; agent_id?: number; display_name?: string; by?: number | null; until?: string; rating?: string; comment?: string | null; message?: string }
-export interface AMsg extends SeqEntry {
-  conversation_id: number;
-  visible_seq: number | null;
-  kind: 'text' | 'note' | 'event';
-  author_kind: 'visitor' | 'agent' | 'bot' | 'system';
-  agent_id: number | null;
-  author_name: string | null;
-  body: string;
-  html?: string | null;
-  event: AEvent | null;
-  attachment: Attachment | null;
-  mentions: number[];
-  created_at: string;
-}
-export interface Conversation extends Row {
-  site_id: number;
-  contact_id: number;
-  visitor_read_seq?: number;
-  agent_read_seq?: number;
-  last_seq?: number;
-  rating?: string | null;
-  rating_comment?: string | null;
-  start_url?: string | null;
-  closed_at?: string | null;
-}
-export interface Contact {
-  id: number; site_id: number; name: string | null; email: string | null; phone: string | null;
-  external_id?: string | null; verified?: boolean; consent_text?: string | null; consent_at?: string | null;
-  user_agent?: string | null; ip?: string | null; location?: string | null; tags?: string[]; created_at?: string;
-}
-export interface Site {
-  id: number; name: string; public_key: string; identity_secret?: string; settings: SiteSettings; embed_snippet?: string; created_at?: string;
-}
-export interface SiteSettings {
-  allowed_origins: string[]; welcome_message: string; online_message: string; offline_message: string;
-  wait_time_secs: number; office_hours: { timezone: string; intervals: { day: string; from: string; to: string }[] };
-  reopen_policy: 'reopen' | 'final'; who_may_chat: 'anyone' | 'logged_in_to_chat' | 'logged_in_only';
-  privacy_url: string | null; terms_url: string | null; consent_text: string | null; inactivity_timeout_secs: number;
-  meeting_url: string | null; max_attachment_bytes: number;
-}
-export interface Team { id: number; name: string; members: number[] }
-export interface Counts { unassigned: number; mine: number; others: number | null; snoozed: number; closed: number }
+// The wire types come from the server's OpenAPI document (src/shared/wire.ts).
+export type Agent = wire.Agent & { connected?: boolean };
+export type AMsg = wire.Message;
+export type AEvent = wire.Event;
+export type Conversation = wire.Conversation;
+export type Contact = wire.Contact;
+export type Site = wire.SiteView;
+export type SiteSettings = wire.SiteSettings;
+export type Team = wire.Team;
+export type Counts = wire.FolderCounts;
+export type ContactInfo = wire.ContactDetail;
+export type AppNotification = wire.Notification;
+/** What GET /conversations/{id} says, kept while the conversation is open. */
+export type Details = Omit<wire.ConversationDetail, 'my_read_seq'>;
 export interface Filters { q: string; status: '' | Status; assignee: string; tag: string; site: string }
-export interface ContactInfo {
-  contact: Contact;
-  conversations: Conversation[];
-  page_views: { url: string; title?: string | null; referrer?: string | null; created_at: string }[];
-  notes: { id: number; agent_id: number; body: string; created_at: string }[];
-}
 
-export interface Details {
-  conversation: Conversation;
-  contact: Contact | null;
-  reopen_policy?: 'reopen' | 'final';
-  site_name?: string;
-}
+/** Rows per page of the conversation list, and entries per window of a history. */
+export const LIST_PAGE = 50;
+export const HISTORY_PAGE = 100;
 
 export const store = {
   booted: false,
@@ -96,6 +44,13 @@ export const store = {
   rows: [] as Row[],
   listLoading: false,
   listError: '',
+  /** The server filled the last page: "Load more" may find older rows. */
+  listMore: false,
+  listMoreLoading: false,
+  /** Conversations whose older history is being loaded. */
+  olderLoading: new Set<number>(),
+  notifications: [] as AppNotification[],
+  notificationsOpen: false,
   openId: null as number | null,
   details: new Map<number, Details>(),
   timelines: new Map<number, Timeline<AMsg>>(),
@@ -156,12 +111,12 @@ export async function boot(): Promise<void> {
     if (store.me) signedOut();
   });
   try {
-    const s = await api<{ needs_setup: boolean }>('GET', '/setup');
+    const s = await api<wire.SetupStatus>('GET', '/setup');
     store.needsSetup = !!s.needs_setup;
     if (!store.needsSetup) {
       try {
-        const me = await api<Agent & { csrf_token?: string; agent?: Agent }>('GET', '/me');
-        signedIn(me.agent ?? me, me.csrf_token);
+        const me = await api<wire.Me>('GET', '/me');
+        signedIn(me.agent, me.csrf_token);
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 401)) throw e;
       }
@@ -185,6 +140,7 @@ function signedIn(agent: Agent, csrf: string | null | undefined): void {
   store.socketState = 'connecting';
   socket.start();
   void loadDirectory();
+  void loadNotifications();
   changed();
 }
 
@@ -194,22 +150,25 @@ function signedOut(): void {
   store.me = null;
   setCsrf(null);
   store.rows = [];
+  store.listMore = false;
   store.details.clear();
   store.timelines.clear();
+  store.notifications = [];
+  store.notificationsOpen = false;
   store.openId = null;
   location.hash = '#/login';
   changed();
 }
 
 export async function setup(email: string, name: string, password: string): Promise<void> {
-  const r = await api<{ agent?: Agent; csrf_token?: string } & Partial<Agent>>('POST', '/setup', { email, name, password });
+  const r = await api<wire.Me>('POST', '/setup', { email, name, password } satisfies wire.SetupRequest);
   store.needsSetup = false;
   if (r.csrf_token && r.agent) signedIn(r.agent, r.csrf_token);
   else await login(email, password);
 }
 
 export async function login(email: string, password: string): Promise<void> {
-  const r = await api<{ agent: Agent; csrf_token: string }>('POST', '/auth/login', { email, password });
+  const r = await api<wire.Me>('POST', '/auth/login', { email, password } satisfies wire.LoginRequest);
   signedIn(r.agent, r.csrf_token);
   if ('Notification' in window && Notification.permission === 'default') void Notification.requestPermission().catch(() => undefined);
 }
@@ -221,19 +180,15 @@ export async function logout(): Promise<void> {
 
 export async function loadDirectory(): Promise<void> {
   const [agents, sites, teams, folders] = await Promise.all([
-    api('GET', '/agents').catch(() => []),
-    api('GET', '/sites').catch(() => []),
-    api('GET', '/teams').catch(() => []),
-    api('GET', '/folders').catch(() => null),
+    api<wire.TeamMember[]>('GET', '/agents').catch(() => [] as wire.TeamMember[]),
+    api<Site[]>('GET', '/sites').catch(() => [] as Site[]),
+    api<Team[]>('GET', '/teams').catch(() => [] as Team[]),
+    api<Counts>('GET', '/folders').catch(() => null),
   ]);
-  // GET /agents gives team members: {agent, connected} (or plain agents).
-  store.agents = asList<Agent | { agent: Agent; connected?: boolean }>(agents, 'agents').map((a) =>
-    'agent' in a && a.agent ? { ...a.agent, connected: a.connected } : (a as Agent),
-  );
-  store.sites = asList<Site>(sites, 'sites');
-  store.teams = asList<Team>(teams, 'teams');
-  const f = folders as { counts?: Counts } | Counts | null;
-  if (f) store.counts = ('counts' in f && f.counts ? f.counts : f) as Counts;
+  store.agents = agents.map((m) => ({ ...m.agent, connected: m.connected }));
+  store.sites = sites;
+  store.teams = teams;
+  if (folders) store.counts = folders;
   changed();
 }
 
@@ -254,8 +209,7 @@ export function searching(): boolean {
 }
 
 let listSeq = 0;
-export async function loadList(): Promise<void> {
-  const my = ++listSeq;
+function listParams(): URLSearchParams {
   const p = new URLSearchParams();
   const f = store.filters;
   if (searching()) {
@@ -265,28 +219,62 @@ export async function loadList(): Promise<void> {
     if (f.tag) p.set('tag', f.tag);
     if (f.site) p.set('site', f.site);
   } else p.set('folder', store.folder);
-  p.set('limit', '100');
+  p.set('limit', String(LIST_PAGE));
+  return p;
+}
+
+export async function loadList(): Promise<void> {
+  const my = ++listSeq;
+  const p = listParams();
   store.listLoading = true;
+  store.listMoreLoading = false;
   store.listError = '';
   changed();
   try {
-    const data = await api('GET', '/conversations?' + p.toString());
+    const data = await api<wire.ConversationSummary[]>('GET', '/conversations?' + p.toString());
     if (my !== listSeq) return;
-    store.rows = sortRows(asList<unknown>(data, 'conversations').map(normalizeRow));
+    store.rows = sortRows(data.map(normalizeRow));
+    store.listMore = mayHaveMore(data.length, LIST_PAGE);
   } catch (e) {
     if (my !== listSeq) return;
     store.rows = [];
+    store.listMore = false;
     store.listError = (e as Error).message;
   }
   store.listLoading = false;
   changed();
 }
 
+/** "Load more": the next page, keyed by the last row's time and id. */
+export async function loadMoreList(): Promise<void> {
+  const cursor = listCursor(store.rows);
+  if (!cursor || store.listMoreLoading || store.listLoading) return;
+  const my = listSeq;
+  const p = listParams();
+  p.set('before_time', cursor.before_time);
+  p.set('before_id', String(cursor.before_id));
+  store.listMoreLoading = true;
+  changed();
+  try {
+    const data = await api<wire.ConversationSummary[]>('GET', '/conversations?' + p.toString());
+    if (my !== listSeq) return;
+    store.rows = mergePage(store.rows, data.map(normalizeRow));
+    store.listMore = mayHaveMore(data.length, LIST_PAGE);
+  } catch (e) {
+    if (my === listSeq) toast((e as Error).message);
+  } finally {
+    if (my === listSeq) {
+      store.listMoreLoading = false;
+      changed();
+    }
+  }
+}
+
 // ---- a conversation -----------------------------------------------------------------------
-export function timeline(id: number): Timeline<AMsg> {
+export function timeline(id: number, after = 0): Timeline<AMsg> {
   let tl = store.timelines.get(id);
   if (!tl) {
-    tl = new Timeline<AMsg>();
+    tl = new Timeline<AMsg>(after);
     store.timelines.set(id, tl);
   }
   return tl;
@@ -298,43 +286,63 @@ export async function openConversation(id: number | null): Promise<void> {
   store.openId = id;
   changed();
   if (id == null) return;
-  const tl = timeline(id);
-  socket?.subscribe(id, () => tl.lastSeq());
-  await refreshDetails(id);
+  let tl = store.timelines.get(id);
+  if (!tl) {
+    // A long history opens at its newest window; older entries load on demand.
+    const d = await refreshDetails(id);
+    if (store.openId !== id) return;
+    tl = timeline(id, d ? windowStart(d.conversation.last_seq, HISTORY_PAGE) : 0);
+  } else void refreshDetails(id);
+  const live = tl;
+  socket?.subscribe(id, () => live.lastSeq());
+  readNotificationsOf(id);
   // Also load over HTTP, so the view fills even before the socket is back.
   try {
-    const data = await api('GET', `/conversations/${id}/messages?after=${tl.lastSeq()}&limit=500`);
-    for (const m of asList<AMsg>(data, 'messages')) applyMessage(tl, store.outbox, normalizeMsg(m));
+    const data = await api<AMsg[]>('GET', `/conversations/${id}/messages?after=${live.lastSeq()}&limit=500`);
+    for (const m of data) applyMessage(live, store.outbox, m);
     changed();
   } catch {
     /* the socket subscription delivers them too */
   }
 }
 
-export async function refreshDetails(id: number): Promise<void> {
+/** Whether a conversation's timeline starts after its first entry (older ones not loaded). */
+export function hasOlder(id: number): boolean {
+  const tl = store.timelines.get(id);
+  return !!tl && tl.startsAfter() > 0;
+}
+
+/** Loads the window of entries just before what the timeline has. */
+export async function loadOlder(id: number): Promise<void> {
+  const tl = store.timelines.get(id);
+  const w = tl ? olderWindow(tl.startsAfter(), HISTORY_PAGE) : null;
+  if (!tl || !w || store.olderLoading.has(id)) return;
+  store.olderLoading.add(id);
+  changed();
   try {
-    const d = await api<{ conversation?: Conversation; contact?: Contact; tags?: string[]; reopen_policy?: 'reopen' | 'final'; site_name?: string; my_read_seq?: number } & Conversation>('GET', `/conversations/${id}`);
-    const conversation = normalizeRow(d.conversation ?? d) as Conversation;
-    if (d.tags && !conversation.tags) conversation.tags = d.tags;
-    if (typeof d.my_read_seq === 'number') {
-      conversation.my_read_seq = d.my_read_seq;
-      store.myRead.set(id, Math.max(d.my_read_seq, store.myRead.get(id) ?? 0));
-    }
-    store.details.set(id, { conversation, contact: d.contact ?? null, reopen_policy: d.reopen_policy, site_name: d.site_name });
-    if (typeof conversation.visitor_read_seq === 'number') store.visitorRead.set(id, Math.max(conversation.visitor_read_seq, store.visitorRead.get(id) ?? 0));
-    changed();
+    const data = await api<AMsg[]>('GET', `/conversations/${id}/messages?after=${w.after}&limit=${w.limit}`);
+    tl.extendBack(w.after);
+    for (const m of data) tl.add(m);
   } catch (e) {
-    if (store.openId === id) toast((e as Error).message);
+    toast((e as Error).message);
+  } finally {
+    store.olderLoading.delete(id);
+    changed();
   }
 }
 
-export function normalizeMsg(m: AMsg & { author?: { kind: string; name?: string | null } }): AMsg {
-  if (!m.author_kind && m.author) {
-    m.author_kind = m.author.kind as AMsg['author_kind'];
-    m.author_name = m.author.name ?? null;
+export async function refreshDetails(id: number): Promise<Details | null> {
+  try {
+    const { my_read_seq, ...d } = await api<wire.ConversationDetail>('GET', `/conversations/${id}`);
+    store.myRead.set(id, Math.max(my_read_seq, store.myRead.get(id) ?? 0));
+    store.details.set(id, d);
+    store.visitorRead.set(id, Math.max(d.conversation.visitor_read_seq, store.visitorRead.get(id) ?? 0));
+    changed();
+    return d;
+  } catch (e) {
+    if (store.openId === id) toast((e as Error).message);
+    return null;
   }
-  if (!m.mentions) m.mentions = [];
-  return m;
 }
 
 export function sendMessage(conversationId: number, body: string, kind: 'text' | 'note', mentions: number[], attachmentId: number | null = null): void {
@@ -411,60 +419,61 @@ export async function convAction(id: number, action: 'assign' | 'close' | 'reope
       changed();
       return;
     }
-    const r = await api<unknown>('POST', `/conversations/${id}/${action}`, body ?? {});
+    const r = await api<Conversation>('POST', `/conversations/${id}/${action}`, body ?? {});
     if (r && typeof r === 'object') applySummary(r);
     await refreshDetails(id);
   });
 }
 
 // ---- frames -------------------------------------------------------------------------------
-function applySummary(raw: unknown): void {
+function applySummary(raw: wire.ConversationSummary | Conversation): void {
   const row = normalizeRow(raw);
-  if (typeof row.id !== 'number' || !row.status) return;
   const me = store.me;
   if (!me) return;
   const prev = store.rows.find((r) => r.id === row.id);
-  const merged = { ...prev, ...row } as Row;
+  const merged: Row = { ...prev, ...row };
   if (searching()) {
     if (prev) store.rows = store.rows.map((r) => (r.id === row.id ? merged : r));
   } else {
     store.rows = applyRow(store.rows, merged, folderOf(me, merged) === store.folder);
   }
   const d = store.details.get(row.id);
-  if (d) d.conversation = { ...d.conversation, ...merged } as Conversation;
+  if (d) d.conversation = 'conversation' in raw ? raw.conversation : raw;
   changed();
 }
 
-function onFrame(f: Frame): void {
+function onFrame(f: wire.AgentServerFrame): void {
   switch (f.type) {
     case 'ready':
-      if (f.counts) store.counts = f.counts as Counts;
-      // Lists may have changed while we were away.
+      store.counts = f.counts;
+      // Lists and notifications may have changed while we were away.
       void loadList();
+      void loadNotifications();
       break;
     case 'counts':
-      store.counts = f.counts as Counts;
+      store.counts = f.counts;
       break;
     case 'message':
     case 'ack': {
-      const m = f.message ? normalizeMsg(f.message as AMsg) : null;
-      if (f.type === 'ack') store.outbox.settle(f.client_id as string);
-      if (m) applyMessage(timeline(m.conversation_id), store.outbox, m);
+      const m = f.message;
+      if (f.type === 'ack') store.outbox.settle(f.client_id);
+      // Only timelines we hold: a new one starts at its newest window when opened.
+      const tl = store.timelines.get(m.conversation_id);
+      if (tl) applyMessage(tl, store.outbox, m);
+      else store.outbox.settle(m.client_id);
       flushOutbox(false);
-      if (!m) break;
       if (m.author_kind === 'visitor') store.visitorTyping.delete(m.conversation_id);
       break;
     }
     case 'conversation':
-      applySummary(f.summary ?? f.conversation);
+      applySummary(f.summary);
       break;
     case 'viewers':
-      store.viewers.set(f.conversation_id as number, { viewing: (f.viewing as number[]) ?? [], typing: (f.typing as number[]) ?? [] });
+      store.viewers.set(f.conversation_id, { viewing: f.viewing, typing: f.typing });
       break;
     case 'typing': {
-      const a = f.author as { kind: string } | undefined;
-      if (a?.kind === 'visitor') {
-        const id = f.conversation_id as number;
+      if (f.author.kind === 'visitor') {
+        const id = f.conversation_id;
         if (f.typing) {
           const until = Date.now() + 8000;
           store.visitorTyping.set(id, until);
@@ -479,8 +488,8 @@ function onFrame(f: Frame): void {
       break;
     }
     case 'read': {
-      const id = f.conversation_id as number;
-      const seq = f.seq as number;
+      const id = f.conversation_id;
+      const seq = f.seq;
       if (f.reader === 'visitor') store.visitorRead.set(id, Math.max(seq, store.visitorRead.get(id) ?? 0));
       else if (f.reader === 'me') {
         store.myRead.set(id, Math.max(seq, store.myRead.get(id) ?? 0));
@@ -493,23 +502,27 @@ function onFrame(f: Frame): void {
       break;
     }
     case 'notification':
-      notify(f.notification as { kind: string; conversation_id: number; preview: string });
+      store.notifications = mergeNotifications(store.notifications, [f.notification]);
+      // Already looking at it: no need to be told.
+      if (store.openId === f.notification.conversation_id && document.visibilityState === 'visible') readNotificationsOf(f.notification.conversation_id);
+      else notify(f.notification);
       break;
     case 'presence': {
-      const id = (f.agent as { id?: number } | undefined)?.id ?? (f.agent_id as number);
+      const id = f.agent.id;
       const a = store.agents.find((x) => x.id === id);
       if (a) {
-        a.connected = !!f.connected;
-        a.available = !!f.available;
+        a.connected = f.connected;
+        a.available = f.available;
       }
-      if (store.me && store.me.id === id) store.me.available = !!f.available;
+      if (store.me && store.me.id === id) store.me.available = f.available;
       break;
     }
     case 'removed': {
       // Deleted, or no longer visible to me (I3).
-      const id = f.conversation_id as number;
+      const id = f.conversation_id;
       store.rows = store.rows.filter((r) => r.id !== id);
       store.details.delete(id);
+      store.notifications = store.notifications.filter((n) => n.conversation_id !== id);
       if (store.openId === id) {
         toast(t('This conversation is no longer available to you.'), 'info');
         location.hash = `#/inbox/${store.folder}`;
@@ -518,18 +531,25 @@ function onFrame(f: Frame): void {
     }
     case 'error':
       if (f.client_id) {
-        store.outbox.markError(f.client_id as string, String(f.message ?? f.code));
+        store.outbox.markError(f.client_id, f.message || f.code);
         flushOutbox(false);
-      } else toast(String(f.message ?? f.code));
+      } else toast(f.message || f.code);
       break;
-    default:
+    case 'resync':
+    case 'pong':
       return;
+    default: {
+      // Every frame the server can send is handled above; a new one breaks `tsc` here.
+      const never: never = f;
+      void never;
+      return;
+    }
   }
   changed();
 }
 
 // ---- notifications (E3) -------------------------------------------------------------------
-const KIND_TITLE: Record<string, string> = {
+export const KIND_TITLE: Record<wire.NotificationKind, string> = {
   new_unassigned: /*i18n*/ 'New conversation',
   assigned_to_me: /*i18n*/ 'A conversation was assigned to you',
   new_message_mine: /*i18n*/ 'New message',
@@ -539,9 +559,47 @@ const KIND_TITLE: Record<string, string> = {
   missed_chat: /*i18n*/ 'Missed chat',
 };
 
-function notify(n: { kind: string; conversation_id: number; preview: string }): void {
+let notificationsSeq = 0;
+export async function loadNotifications(): Promise<void> {
+  const my = ++notificationsSeq;
+  try {
+    const list = await api<AppNotification[]>('GET', '/notifications');
+    if (my !== notificationsSeq || !store.me) return;
+    // The server's list is the truth for read marks; live ones newer than it stay.
+    store.notifications = mergeNotifications(store.notifications.filter((n) => !list.length || n.id > list[0].id), list);
+    changed();
+  } catch {
+    /* the bell stays as it was; the next `ready` tries again */
+  }
+}
+
+/** Marks notifications read (all unread ones when `ids` is not given). */
+export async function readNotifications(ids?: number[]): Promise<void> {
+  const which = ids ?? unreadIds(store.notifications);
+  if (!which.length) return;
+  store.notifications = markNotificationsRead(store.notifications, which, new Date().toISOString());
+  changed();
+  try {
+    await api('POST', '/notifications/read', { ids: which } satisfies wire.NotificationsReadRequest);
+  } catch {
+    void loadNotifications();
+  }
+}
+
+/** Opening a conversation reads what the bell said about it. */
+function readNotificationsOf(conversationId: number): void {
+  const ids = unreadIds(store.notifications, conversationId);
+  if (ids.length) void readNotifications(ids);
+}
+
+export function toggleNotifications(open = !store.notificationsOpen): void {
+  store.notificationsOpen = open;
+  changed();
+}
+
+function notify(n: AppNotification): void {
   const me = store.me;
-  if (!me || !n) return;
+  if (!me) return;
   if (me.notify_desktop !== false && 'Notification' in window && Notification.permission === 'granted') {
     try {
       const note = new Notification(t(KIND_TITLE[n.kind] ?? 'Confab'), { body: n.preview, tag: `confab-${n.conversation_id}-${n.kind}` });
@@ -580,7 +638,7 @@ export function beep(): void {
 
 export async function updateMe(patch: Partial<Agent>): Promise<void> {
   await attempt(async () => {
-    const r = await api<Agent>('PATCH', '/me', patch);
+    const r = await api<wire.Agent>('PATCH', '/me', patch);
     store.me = { ...store.me!, ...(r && typeof r === 'object' && 'id' in r ? r : patch) };
     changed();
   });
@@ -588,7 +646,7 @@ export async function updateMe(patch: Partial<Agent>): Promise<void> {
 
 export async function setAvailable(available: boolean): Promise<void> {
   await attempt(async () => {
-    const r = await api<Agent | null>('PUT', '/me/availability', { available });
+    const r = await api<wire.Agent | null>('PUT', '/me/availability', { available } satisfies wire.AvailabilityRequest);
     if (store.me) store.me = { ...store.me, ...(r && typeof r === 'object' && 'id' in r ? r : {}), available };
     const a = store.agents.find((x) => x.id === store.me?.id);
     if (a) a.available = available;

@@ -2,9 +2,9 @@
 // server's domain rules. The server stays the authority: these only hide actions that
 // would be refused anyway. Pure functions; no DOM.
 
-export type Role = 'owner' | 'admin' | 'agent';
-export type Access = 'full' | 'restricted';
-export type Status = 'open' | 'snoozed' | 'closed';
+import type { Access, Conversation, ConversationSummary, Role, Status } from './wire';
+
+export type { Access, Role, Status };
 export type Folder = 'unassigned' | 'mine' | 'others' | 'snoozed' | 'closed';
 export const FOLDERS: Folder[] = ['unassigned', 'mine', 'others', 'snoozed', 'closed'];
 
@@ -19,7 +19,7 @@ export interface AgentLike {
 export interface ConvLike {
   id: number;
   status: Status;
-  assignee_id: number | null;
+  assignee_id?: number | null;
 }
 
 export function effectiveAccess(a: AgentLike): Access {
@@ -75,38 +75,22 @@ export function actionsFor(a: AgentLike, c: ConvLike, reopenPolicy: 'reopen' | '
   };
 }
 
-/** A list row, whatever nesting the server uses ({conversation, ...} or flat). */
-export interface Row {
-  id: number;
-  status: Status;
-  assignee_id: number | null;
-  site_id?: number;
-  contact_id?: number;
-  channel?: string;
-  contact_name?: string | null;
-  contact_email?: string | null;
-  last_message?: { author_kind?: string; author_name?: string | null; kind?: string; body?: string; created_at?: string } | null;
-  unread?: boolean;
-  last_visitor_seq?: number;
-  my_read_seq?: number;
-  tags?: string[];
-  last_message_at?: string;
-  created_at?: string;
-  snoozed_until?: string | null;
-  offline?: boolean;
-  [k: string]: unknown;
-}
+/**
+ * A list row: a `ConversationSummary` flattened (the conversation's fields beside the
+ * summary's own). Only `id`, `status` and `assignee_id` are sure to be there: a row can start
+ * from a bare `Conversation` (an action's reply) before the next summary fills it in.
+ */
+export type Row = Pick<Conversation, 'id' | 'status'> & { assignee_id: number | null } &
+  Partial<Omit<Conversation, 'id' | 'status' | 'assignee_id'>> &
+  Partial<Omit<ConversationSummary, 'conversation'>>;
 
-export function normalizeRow(raw: unknown): Row {
-  const r = (raw || {}) as Record<string, unknown>;
-  const inner = (r.conversation && typeof r.conversation === 'object' ? r.conversation : {}) as Record<string, unknown>;
-  const out = { ...inner, ...r } as Row;
-  delete (out as Record<string, unknown>).conversation;
-  const contact = r.contact as { name?: string; email?: string } | undefined;
-  if (contact && out.contact_name === undefined) out.contact_name = contact.name ?? null;
-  if (contact && out.contact_email === undefined) out.contact_email = contact.email ?? null;
-  if (out.assignee_id === undefined) out.assignee_id = null;
-  return out;
+/** A summary (list rows, `conversation` frames) or a bare conversation, as a row. */
+export function normalizeRow(raw: ConversationSummary | Conversation): Row {
+  if ('conversation' in raw) {
+    const { conversation, ...rest } = raw;
+    return { ...conversation, ...rest, assignee_id: conversation.assignee_id ?? null };
+  }
+  return { ...raw, assignee_id: raw.assignee_id ?? null };
 }
 
 /** I2: a row is unread while the visitor wrote after what I have read. */

@@ -27,10 +27,22 @@ export class Timeline<M extends SeqEntry> {
   private ids: Record<string, true> = Object.create(null);
   private clientIds: Record<string, number> = Object.create(null);
   private watermark: number;
+  private floor: number;
 
   /** `after` is the seq the timeline starts after (0 for a full history). */
   constructor(after = 0) {
     this.watermark = after;
+    this.floor = after;
+  }
+
+  /** The seq the timeline starts after: entries up to it have not been loaded (0: none missing). */
+  startsAfter(): number {
+    return this.floor;
+  }
+
+  /** Older entries down to `after` are being added (paging back through a long history). */
+  extendBack(after: number): void {
+    if (after < this.floor) this.floor = Math.max(0, after);
   }
 
   has(id: number): boolean {

@@ -13,6 +13,10 @@ import { widgetCatalogs } from './i18n';
 import { makeT, pickLanguage } from '../shared/i18n';
 import { linkify, formatBytes } from '../shared/linkify';
 import { Outbox, Timeline, applyMessage, backoffDelay, lastSeenId, makeClientId, parsePending, type PendingSend } from '../shared/state';
+import type {
+  AttachmentInfo, ErrorBody, Identity, SessionResponse, StartRequest, VisitorContactUpdate, VisitorClientFrame, VisitorContact, VisitorConversation,
+  VisitorMessage, VisitorServerFrame, WidgetConfig,
+} from '../shared/wire';
 
 // ---- natives, captured before the host page can change them -------------------------------
 const W = window;
@@ -39,27 +43,11 @@ const _getItem = Storage.prototype.getItem;
 const _setItem = Storage.prototype.setItem;
 const _removeItem = Storage.prototype.removeItem;
 
-// ---- wire types ---------------------------------------------------------------------------
-interface Author { kind: string; name?: string | null; avatar_url?: string | null }
-interface Attachment { id: number; filename: string; content_type: string; size: number }
-interface WEvent { type: string; display_name?: string; avatar_url?: string | null; message?: string }
-interface VMsg {
-  id: number; conversation_id: number; seq: number; kind: string; author: Author;
-  body: string; html?: string | null; event?: WEvent | null; attachment?: Attachment | null;
-  client_id?: string | null; created_at: string;
-}
-interface VConv {
-  id: number; status: string; seq: number; agent: { display_name: string; avatar_url?: string | null } | null;
-  agent_read_seq: number; visitor_read_seq: number; rating: string | null; created_at?: string;
-}
-interface Config {
-  site_name: string; welcome_html?: string | null; online: boolean; online_message_html?: string | null;
-  offline_message_html?: string | null; next_open?: string | null; privacy_url?: string | null; terms_url?: string | null;
-  consent_text?: string | null; who_may_chat?: string; visible?: boolean; meeting_url?: string | null;
-  max_attachment_bytes?: number; attachment_types?: string[] | null;
-}
-interface Contact { id: number; name?: string | null; email?: string | null; verified?: boolean; external_id?: string | null }
-interface Identity { id: string; hmac: string; name?: string; email?: string }
+// ---- wire types (generated from the server's OpenAPI document; types only) -----------------
+type VMsg = VisitorMessage;
+type VConv = VisitorConversation;
+type Config = WidgetConfig;
+type Contact = VisitorContact;
 type Handler = (data?: unknown) => void;
 
 // ---- where we are -------------------------------------------------------------------------
@@ -231,7 +219,7 @@ async function api<R>(method: string, path: string, body?: unknown, raw?: Blob, 
     }
   }
   if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+    const err = (data as Partial<ErrorBody> | null)?.error;
     throw new ApiError(res.status, (err && err.code) || 'http_' + res.status, (err && err.message) || t('error'));
   }
   return data as R;
@@ -401,7 +389,7 @@ function renderIntro(): void {
 const nodes: Record<string, HTMLElement> = Object.create(null);
 const seenEl = el('div', 'meta', {}, t('seen'));
 
-function attachmentNode(a: Attachment): HTMLElement {
+function attachmentNode(a: AttachmentInfo): HTMLElement {
   const wrap = el('div', 'att');
   const url = base + '/api/v1/widget/attachments/' + a.id;
   if (/^image\//.test(a.content_type)) {
@@ -447,7 +435,7 @@ function messageNode(m: VMsg): HTMLElement {
       return r;
     }
     const key = e.type === 'joined' ? 'joined' : e.type === 'closed' ? 'closed' : e.type === 'reopened' ? 'reopened' : e.type === 'ended_by_visitor' ? 'ended' : '';
-    return el('div', 'ev', { role: 'note' }, key ? t(key, { name: e.display_name || '' }) : e.type);
+    return el('div', 'ev', { role: 'note' }, key ? t(key, { name: e.type === 'joined' ? e.display_name : '' }) : e.type);
   }
   const mine = isMine(m);
   const row = el('div', 'row ' + (mine ? 'me' : 'them'));
@@ -570,7 +558,7 @@ function renderAfter(): void {
     card.append(em, el('button', 'btn', { type: 'submit' }, t('save')));
     card.addEventListener('submit', (e) => {
       e.preventDefault();
-      api<Contact>('PATCH', '/contact', { email: em.value.trim() })
+      api<Contact>('PATCH', '/contact', { email: em.value.trim() } satisfies VisitorContactUpdate)
         .then((c) => { contact = c || contact; emailSaved = em.value.trim(); if (contact) contact.email = emailSaved; renderAfter(); })
         .catch((er: ApiError) => showNote(er.message));
     });
@@ -707,7 +695,7 @@ async function ensureSession(): Promise<void> {
   if (token) return;
   const body: Record<string, unknown> = { site_key: siteKey };
   if (identity) body.identity = identity;
-  const r = await api<{ token: string; contact: Contact }>('POST', '/sessions', body);
+  const r = await api<SessionResponse>('POST', '/sessions', body);
   token = r.token;
   contact = r.contact;
   if (identity) identified = true;
@@ -719,7 +707,7 @@ async function ensureSession(): Promise<void> {
 
 async function ensureConversation(): Promise<number> {
   if (currentId) return currentId;
-  const req: Record<string, unknown> = { url: W.location.href };
+  const req: StartRequest = { url: W.location.href };
   if (config && config.consent_text) req.consent = true;
   const c = await api<VConv>('POST', '/conversations', req);
   addConv(c);
@@ -730,7 +718,7 @@ async function ensureConversation(): Promise<number> {
 
 async function startNew(): Promise<void> {
   await ensureSession();
-  const c = await api<VConv>('POST', '/conversations', { url: W.location.href });
+  const c = await api<VConv>('POST', '/conversations', { url: W.location.href } satisfies StartRequest);
   addConv(c);
   currentId = c.id;
   rating = { value: '', done: false };
@@ -817,7 +805,7 @@ async function upload(file: File): Promise<void> {
     await ensureSession();
     const id = await ensureConversation();
     hint.textContent = t('sending');
-    const a = await api<Attachment>('POST', '/conversations/' + id + '/attachments?filename=' + encodeURIComponent(file.name), undefined, file);
+    const a = await api<AttachmentInfo>('POST', '/conversations/' + id + '/attachments?filename=' + encodeURIComponent(file.name), undefined, file);
     send(file.name, a.id);
   } catch (e) {
     showNote(t('upload_failed', { error: (e as Error).message }));
@@ -863,7 +851,7 @@ function maybeRead(): void {
 }
 
 // ---- the socket ---------------------------------------------------------------------------
-function frame(f: unknown): boolean {
+function frame(f: VisitorClientFrame): boolean {
   if (!ws || ws.readyState !== 1) return false;
   try {
     ws.send(_stringify(f));
@@ -904,9 +892,9 @@ function connect(): void {
   s.onmessage = (e) => {
     if (myGen !== gen) return;
     alive();
-    let f: Record<string, unknown>;
+    let f: VisitorServerFrame;
     try {
-      f = _parse(String(e.data));
+      f = _parse(String(e.data)) as VisitorServerFrame;
     } catch {
       return;
     }
@@ -964,12 +952,12 @@ _setInterval(() => {
   pongTimer = _setTimeout(dropSocket, 8000);
 }, 20000);
 
-function onFrame(f: Record<string, unknown>): void {
+function onFrame(f: VisitorServerFrame): void {
   switch (f.type) {
     case 'ready': {
       wsState = 'open';
       attempt = 0;
-      if (f.contact_id && !contact) contact = { id: f.contact_id as number };
+      if (f.contact_id && !contact) contact = { id: f.contact_id, verified: false };
       // Subscriptions the server does not know from the resume map are implied (all of the
       // visitor's conversations); flush what waits for an ack, with the same client_ids.
       flush();
@@ -978,21 +966,21 @@ function onFrame(f: Record<string, unknown>): void {
     }
     case 'message':
     case 'ack': {
-      const m = normalize(f.message as VMsg);
-      if (!m) {
-        if (f.type === 'ack') outbox.settle(f.client_id as string);
+      const m = f.message;
+      if (!m || typeof m.id !== 'number') {
+        if (f.type === 'ack') outbox.settle(f.client_id);
         break;
       }
       const k = String(m.conversation_id);
       if (!timelines[k]) {
         timelines[k] = new Timeline<VMsg>();
-        if (!convs[k]) convs[k] = { id: m.conversation_id, status: 'open', seq: m.seq, agent: null, agent_read_seq: 0, visitor_read_seq: 0, rating: null };
+        if (!convs[k]) convs[k] = { id: m.conversation_id, status: 'open', seq: m.seq, agent: null, agent_read_seq: 0, visitor_read_seq: 0, rating: null, created_at: m.created_at };
         if (readSent[k] === undefined) readSent[k] = 0;
       }
-      const pend = f.type === 'ack' ? outbox.get(f.client_id as string) : m.client_id ? outbox.get(m.client_id) : undefined;
+      const pend = f.type === 'ack' ? outbox.get(f.client_id) : m.client_id ? outbox.get(m.client_id) : undefined;
       const fresh = !timelines[k].has(m.id);
       applyMessage(timelines[k], outbox, m);
-      if (f.type === 'ack') outbox.settle(f.client_id as string);
+      if (f.type === 'ack') outbox.settle(f.client_id);
       // The `final` policy: a message to a closed conversation starts a new one.
       if (pend && pend.conversation_id !== m.conversation_id) {
         outbox.move(pend.conversation_id, m.conversation_id);
@@ -1011,7 +999,7 @@ function onFrame(f: Record<string, unknown>): void {
     }
     case 'error': {
       if (f.client_id) {
-        outbox.markError(f.client_id as string, String(f.message || f.code));
+        outbox.markError(f.client_id, f.message || f.code);
         savePending();
         flush();
         render();
@@ -1020,7 +1008,7 @@ function onFrame(f: Record<string, unknown>): void {
     }
     case 'typing': {
       if (f.conversation_id !== currentId) break;
-      const a = f.author as Author | undefined;
+      const a = f.author;
       if (a && a.kind === 'visitor') break;
       agentTyping = f.typing ? (a && a.name) || '?' : null;
       if (agentTypingTimer) _clearTimeout(agentTypingTimer);
@@ -1030,12 +1018,12 @@ function onFrame(f: Record<string, unknown>): void {
     }
     case 'read': {
       const c = convs[String(f.conversation_id)];
-      if (c && typeof f.seq === 'number' && f.seq > (c.agent_read_seq || 0)) c.agent_read_seq = f.seq;
+      if (c && f.seq > (c.agent_read_seq || 0)) c.agent_read_seq = f.seq;
       render();
       break;
     }
     case 'conversation': {
-      const c = f.conversation as VConv;
+      const c = f.conversation;
       if (!c) break;
       const k = String(c.id);
       const old = convs[k];
@@ -1068,13 +1056,7 @@ function applyEvent(m: VMsg): void {
   if (!e || !c) return;
   if (e.type === 'closed' || e.type === 'ended_by_visitor') c.status = 'closed';
   else if (e.type === 'reopened') c.status = 'open';
-  else if (e.type === 'joined') c.agent = { display_name: e.display_name || '', avatar_url: e.avatar_url || null };
-}
-
-function normalize(m: (VMsg & { author_kind?: string; author_name?: string | null; visible_seq?: number }) | null | undefined): VMsg | null {
-  if (!m || typeof m.id !== 'number') return null;
-  if (!m.author) m.author = { kind: m.author_kind || 'system', name: m.author_name || null };
-  return m;
+  else if (e.type === 'joined') c.agent = { id: e.agent_id, display_name: e.display_name || '', avatar_url: e.avatar_url || null };
 }
 
 // ---- events -------------------------------------------------------------------------------
