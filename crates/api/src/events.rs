@@ -26,10 +26,16 @@ pub enum HubEvent {
     Conversation {
         summary: Box<ConversationSummary>,
         visitor: VisitorConversation,
+        /// The conversation before the change, when the change could alter who may see it
+        /// (assignee or status): an agent who saw it then and cannot now is told to drop
+        /// it; an agent who could never see it hears nothing.
+        before: Option<Box<Conversation>>,
     },
     /// The conversation was deleted (I5).
     Deleted {
         conversation_id: ConversationId,
+        /// As it was, so that only agents who could see it are told.
+        before: Box<Conversation>,
     },
     Typing {
         conversation_id: ConversationId,
@@ -84,7 +90,9 @@ impl Routed for HubEvent {
                 Topic::Conversation(summary.conversation.id),
                 Topic::Visitor(summary.conversation.contact_id),
             ],
-            HubEvent::Deleted { conversation_id } => {
+            HubEvent::Deleted {
+                conversation_id, ..
+            } => {
                 vec![Topic::Agents, Topic::Conversation(*conversation_id)]
             }
             HubEvent::Typing {

@@ -50,6 +50,9 @@ pub fn router(state: AppState) -> Router {
         .route("/widget.js", get(web::widget))
         .route("/demo", get(web::demo))
         .fallback(web::inbox)
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take that method")
+        })
         .layer(middleware::from_fn(widget_cors))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))

@@ -69,16 +69,27 @@ pub async fn visitor_message(state: &AppState, m: &Message) -> Option<VisitorMes
 }
 
 /// Publishes what a committed change wrote, then the conversation's new state.
-pub async fn publish_change(state: &AppState, conversation: &Conversation, written: &[Message]) {
+pub async fn publish_change(
+    state: &AppState,
+    conversation: &Conversation,
+    written: &[Message],
+    before: Option<&Conversation>,
+) {
     for m in written {
         state.publish(HubEvent::Message {
             message: Box::new(m.clone()),
         });
     }
-    publish_conversation(state, conversation).await;
+    publish_conversation(state, conversation, before).await;
 }
 
-pub async fn publish_conversation(state: &AppState, conversation: &Conversation) {
+/// Publishes a conversation's new state (list rows, the visitor's header). `before` is the
+/// conversation before a change that may alter who sees it (see `HubEvent::Conversation`).
+pub async fn publish_conversation(
+    state: &AppState,
+    conversation: &Conversation,
+    before: Option<&Conversation>,
+) {
     let mut q = ConversationQuery::new(AgentId(0));
     q.id = Some(conversation.id);
     q.limit = 1;
@@ -86,7 +97,14 @@ pub async fn publish_conversation(state: &AppState, conversation: &Conversation)
         Ok(mut rows) if !rows.is_empty() => {
             let summary = Box::new(rows.remove(0));
             let visitor = visitor_view(state, &summary.conversation).await;
-            state.publish(HubEvent::Conversation { summary, visitor });
+            let before = before.filter(|b| {
+                b.assignee_id != conversation.assignee_id || b.status != conversation.status
+            });
+            state.publish(HubEvent::Conversation {
+                summary,
+                visitor,
+                before: before.map(|b| Box::new(b.clone())),
+            });
         }
         Ok(_) => {}
         Err(e) => {
@@ -176,7 +194,7 @@ pub async fn start_conversation(
         })
         .await?;
     if started.created {
-        publish_change(state, &started.conversation, &started.messages).await;
+        publish_change(state, &started.conversation, &started.messages, None).await;
         let agents = state.agents().await?;
         let items = rules::new_conversation_notifications(&started.conversation, &agents);
         notify(
@@ -205,7 +223,7 @@ pub async fn visitor_send(
 ) -> ApiResult<(VisitorMessage, bool)> {
     let client_id = text::client_id(client_id)?;
     let body = MessageBody::parse(body, attachment.is_some())?;
-    visitor_conversation(state, v, conversation).await?;
+    let before = visitor_conversation(state, v, conversation).await?;
     let contact = state.store.contact(v.session.contact_id).await?;
     let now = state.now();
     let posted = state
@@ -227,7 +245,7 @@ pub async fn visitor_send(
         })
         .await?;
     if posted.created {
-        publish_change(state, &posted.conversation, &posted.written).await;
+        publish_change(state, &posted.conversation, &posted.written, Some(&before)).await;
         let agents = state.agents().await?;
         let mut items =
             rules::message_notifications(&posted.conversation, &posted.message, &agents);
@@ -299,7 +317,7 @@ pub async fn agent_send(
         })
         .await?;
     if posted.created {
-        publish_change(state, &posted.conversation, &posted.written).await;
+        publish_change(state, &posted.conversation, &posted.written, Some(&conv)).await;
         let items = rules::message_notifications(&posted.conversation, &posted.message, &agents);
         notify(
             state,
@@ -320,7 +338,7 @@ pub async fn assign(
     conversation: ConversationId,
     target: Option<AgentId>,
 ) -> ApiResult<Conversation> {
-    agent_conversation(state, actor, conversation).await?;
+    let before = agent_conversation(state, actor, conversation).await?;
     let target = match target {
         Some(id) => Some(state.store.agent(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => {
@@ -336,7 +354,13 @@ pub async fn assign(
         .await?;
     if !changed.written.is_empty() {
         state.agents_changed();
-        publish_change(state, &changed.conversation, &changed.written).await;
+        publish_change(
+            state,
+            &changed.conversation,
+            &changed.written,
+            Some(&before),
+        )
+        .await;
         if let Some(t) = target.filter(|t| t.id != actor.id) {
             notify(
                 state,
@@ -358,12 +382,18 @@ pub async fn change_status(
     conversation: ConversationId,
     change: StatusChange,
 ) -> ApiResult<Conversation> {
-    agent_conversation(state, actor, conversation).await?;
+    let before = agent_conversation(state, actor, conversation).await?;
     let changed = state
         .store
         .change_status(conversation, change, state.now())
         .await?;
-    publish_change(state, &changed.conversation, &changed.written).await;
+    publish_change(
+        state,
+        &changed.conversation,
+        &changed.written,
+        Some(&before),
+    )
+    .await;
     Ok(changed.conversation)
 }
 
@@ -386,6 +416,7 @@ pub async fn delete(
     }
     state.publish(HubEvent::Deleted {
         conversation_id: conversation,
+        before: Box::new(conv),
     });
     Ok(())
 }

@@ -135,11 +135,13 @@ impl AppBuilder {
         )
     }
 
-    /// One node of many: events cross NATS at `nats_url`; presence and viewers are merged
-    /// across nodes (see [`crate::cluster`]).
+    /// One node of many: events cross NATS at `nats_url` on `subject` (every node of one
+    /// deployment uses the same subject); presence and viewers are merged across nodes
+    /// (see [`crate::cluster`]).
     pub async fn build_clustered(
         self,
         nats_url: &str,
+        subject: &str,
     ) -> Result<AppState, confab_realtime::nats::NatsError> {
         let registry = Registry::new(self.settings.socket_queue);
         let presence = Arc::new(Presence::default());
@@ -152,7 +154,7 @@ impl AppBuilder {
         );
         let bus = confab_realtime::nats::NatsBus::connect(
             nats_url,
-            "confab.events",
+            subject,
             &self.settings.node_id,
             sink,
         )

@@ -53,6 +53,10 @@ fn mime_for(path: &str) -> &'static str {
 /// The inbox and its assets.
 pub async fn inbox(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
+    if path == "api" || path.starts_with("api/") {
+        // Unknown API paths answer in the API's error format.
+        return crate::error::ApiError::not_found("route").into_response();
+    }
     if let Some(r) = asset(path).filter(|_| !path.is_empty()) {
         return r;
     }

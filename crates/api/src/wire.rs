@@ -498,7 +498,9 @@ pub struct TeamRequest {
 #[serde(deny_unknown_fields)]
 pub struct SiteRequest {
     pub name: Option<String>,
-    pub settings: Option<SiteSettings>,
+    /// Only the fields given change; the others keep their values (defaults on create).
+    #[schema(value_type = Option<SiteSettings>)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A site as admins see it, with the snippet to paste into pages.

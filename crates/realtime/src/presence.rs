@@ -19,7 +19,7 @@ pub struct AgentPresence {
 /// time-out is taken for dead, and its agents for gone.
 pub struct Presence {
     agents: Mutex<HashMap<AgentId, AgentPresence>>,
-    remote: Mutex<HashMap<String, (Instant, Vec<(AgentId, bool)>)>>,
+    remote: Mutex<RemoteNodes>,
     ttl: Duration,
 }
 
@@ -141,13 +141,21 @@ impl Presence {
             .copied()
     }
 
-    /// W4 / I1: is any agent connected and available?
+    /// W4 / I1: is any agent connected and available, here or on a live node?
     pub fn any_available(&self) -> bool {
-        self.agents
+        let local = self
+            .agents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .any(|p| p.available && p.connections > 0)
+            .any(|p| p.available && p.connections > 0);
+        local
+            || self
+                .remote
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .any(|(at, agents)| at.elapsed() <= self.ttl && agents.iter().any(|(_, a)| *a))
     }
 }
 
@@ -157,12 +165,17 @@ struct Viewer {
     typing_until: Option<Instant>,
 }
 
+/// (when heard, viewing, typing) as another node last said.
+type RemoteViewers = HashMap<(String, ConversationId), (Instant, Vec<AgentId>, Vec<AgentId>)>;
+/// (when heard, that node's agents and their availability).
+type RemoteNodes = HashMap<String, (Instant, Vec<(AgentId, bool)>)>;
+
 /// I7: who is viewing each conversation and who is typing a reply in it, on this node and
 /// (as they last said) on the others.
 pub struct Viewers {
     map: Mutex<HashMap<ConversationId, HashMap<AgentId, Viewer>>>,
     /// (node, conversation) → (when, viewing, typing) from other nodes.
-    remote: Mutex<HashMap<(String, ConversationId), (Instant, Vec<AgentId>, Vec<AgentId>)>>,
+    remote: Mutex<RemoteViewers>,
     typing_ttl: Duration,
 }
 

@@ -16,14 +16,27 @@ pub struct Config {
     pub log: Log,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Nats {
     /// A NATS URL (nats://host:4222). When set, this node shares real-time events,
     /// presence and typing with the other nodes through it. Needs database.url.
     pub url: Option<String>,
+    /// The NATS subject the nodes share. Every node of one deployment uses the same one;
+    /// two deployments on one NATS server need different ones.
+    pub subject: String,
     /// This node's name in logs and on the bus; random when empty.
     pub node_id: Option<String>,
+}
+
+impl Default for Nats {
+    fn default() -> Self {
+        Self {
+            url: None,
+            subject: "confab.events".into(),
+            node_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +138,7 @@ impl Config {
              # [database] data_dir: the folder for the SQLite file and attachments.\n\
              # [database] url: a PostgreSQL URL; when set, data lives there instead of SQLite.\n\
              # [nats] url: a NATS URL; when set, this node shares events with the others (needs database.url).\n\
+             # [nats] subject: the NATS subject the nodes share; deployments sharing one NATS need different ones.\n\
              # [nats] node_id: this node's name on the bus; random when unset.\n\
              # [log] filter: a tracing filter such as \"info\"; json: JSON lines.\n\n",
         );

@@ -273,7 +273,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 );
             }
             builder
-                .build_clustered(url)
+                .build_clustered(url, &cfg.nats.subject)
                 .await
                 .map_err(|e| anyhow::anyhow!("could not join the cluster through {url}: {e}"))?
         }

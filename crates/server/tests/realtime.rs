@@ -257,3 +257,54 @@ async fn messages_sent_in_a_row_keep_their_order() {
         (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_agents_hear_nothing_of_conversations_they_cannot_see() {
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    owner.set_available(true).await;
+    let full = app
+        .agent(&owner, "f@example.com", "Full", "agent", "full", true)
+        .await;
+    let restricted = app
+        .agent(&owner, "r@example.com", "Res", "agent", "restricted", true)
+        .await;
+    let mut rs = restricted.ws().await;
+    // A colleague's conversation: assigned, then changed; the restricted socket hears nothing.
+    let v1 = app.visitor().await;
+    let hidden = v1.start().await;
+    full.post(
+        &format!("/api/v1/conversations/{hidden}/assign"),
+        json!({"assignee_id": full.id}),
+    )
+    .await;
+    rs.expect_where("conversation", |f| {
+        f["summary"]["conversation"]["id"] == hidden
+    })
+    .await; // while unassigned
+    rs.expect_where("removed", |f| f["conversation_id"] == hidden)
+        .await; // it could see it before
+    v1.send(hidden, "h1", "private matter").await;
+    full.put(
+        &format!("/api/v1/conversations/{hidden}/tags"),
+        json!({"tags": ["x"]}),
+    )
+    .await;
+    owner
+        .delete(&format!("/api/v1/conversations/{hidden}"))
+        .await;
+    // A sentinel: the next frame about a visible conversation comes, and nothing about
+    // the hidden one came before it.
+    let v2 = app.visitor().await;
+    let visible = v2.start().await;
+    rs.expect_where("conversation", |f| {
+        f["summary"]["conversation"]["id"] == visible
+    })
+    .await;
+    let leaked: Vec<_> = rs
+        .pending
+        .iter()
+        .filter(|f| f["conversation_id"] == hidden || f["summary"]["conversation"]["id"] == hidden)
+        .cloned()
+        .collect();
+    assert!(leaked.is_empty(), "leaked: {leaked:?}");
+}

@@ -642,3 +642,45 @@ async fn i9_search_filters_and_unread_markers() {
         .iter()
         .any(|r| r["conversation"]["id"] == c1 && r["unread"] == false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_patch_changes_only_the_fields_given() {
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    let path = format!("/api/v1/sites/{}", app.site_id);
+    let (st, site) = owner
+        .patch(&path, json!({"settings": {"wait_time_secs": 30}}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(site["settings"]["wait_time_secs"], 30);
+    assert_eq!(
+        site["settings"]["allowed_origins"],
+        json!(["https://shop.example.com"]),
+        "untouched fields keep their values"
+    );
+    let (st, e) = owner
+        .patch(&path, json!({"settings": {"wait_time_sec": 30}}))
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+    );
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("wait_time_sec"));
+    let (_, after) = owner.get(&path).await;
+    assert_eq!(
+        after["settings"], site["settings"],
+        "a refused patch changes nothing"
+    );
+    let (st, e) = owner.get("/api/v1/no-such-route").await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (st, e) = owner.delete("/api/v1/folders").await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+}

@@ -490,7 +490,7 @@ async fn set_tags(
         .map(|t| text::tag(t))
         .collect::<Result<Vec<_>, _>>()?;
     let c = state.store.set_tags(id, &tags).await?;
-    service::publish_conversation(&state, &c).await;
+    service::publish_conversation(&state, &c, None).await;
     Ok(Json(c))
 }
 
@@ -868,6 +868,20 @@ fn site_view(state: &AppState, headers: &HeaderMap, site: Site, admin: bool) -> 
     }
 }
 
+/// Applies the fields given onto `base` (a PATCH changes only what it names). Unknown
+/// fields and wrong types are refused with the field named.
+fn merge_settings(
+    base: &SiteSettings,
+    patch: Option<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<SiteSettings> {
+    let mut value = serde_json::to_value(base).map_err(ApiError::internal)?;
+    if let (Some(obj), Some(patch)) = (value.as_object_mut(), patch) {
+        obj.extend(patch);
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("settings: {e}")))
+}
+
 /// Checks and normalizes settings before they are saved.
 pub fn validate_settings(mut s: SiteSettings) -> ApiResult<SiteSettings> {
     s.allowed_origins = s
@@ -957,7 +971,7 @@ async fn create_site(
 ) -> ApiResult<(StatusCode, Json<SiteView>)> {
     me.require_admin()?;
     let name = text::short_text("name", req.name.as_deref().unwrap_or(""))?;
-    let settings = validate_settings(req.settings.unwrap_or_default())?;
+    let settings = validate_settings(merge_settings(&SiteSettings::default(), req.settings)?)?;
     let site = state
         .store
         .create_site(NewSite {
@@ -1001,7 +1015,13 @@ async fn update_site(
         .as_deref()
         .map(|n| text::short_text("name", n))
         .transpose()?;
-    let settings = req.settings.map(validate_settings).transpose()?;
+    let settings = match req.settings {
+        Some(patch) => {
+            let current = state.store.site(id).await?.settings;
+            Some(validate_settings(merge_settings(&current, Some(patch))?)?)
+        }
+        None => None,
+    };
     let site = state
         .store
         .update_site(id, name.as_deref(), settings.as_ref())

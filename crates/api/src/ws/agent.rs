@@ -278,10 +278,21 @@ impl Session {
                     self.catch_up(tx, id).await
                 }
             }
-            HubEvent::Conversation { summary, .. } => {
-                self.counts_dirty = true;
+            HubEvent::Conversation {
+                summary, before, ..
+            } => {
                 let id = summary.conversation.id;
                 if !rules::can_view(&self.me, &summary.conversation) {
+                    // Only an agent who could see it before hears that it went away; the
+                    // others learn nothing of a conversation they may not see (S2).
+                    let could_see = before
+                        .as_ref()
+                        .is_some_and(|b| rules::can_view(&self.me, b))
+                        || self.viewing.contains_key(&id);
+                    if !could_see {
+                        return true;
+                    }
+                    self.counts_dirty = true;
                     self.leave(conn, id);
                     return send_json(
                         tx,
@@ -291,6 +302,7 @@ impl Session {
                     )
                     .await;
                 }
+                self.counts_dirty = true;
                 let my_read = match self.reads.get(&id) {
                     Some(r) => *r,
                     None => {
@@ -309,7 +321,14 @@ impl Session {
                 summary.unread = summary.conversation.last_visitor_seq > my_read;
                 send_json(tx, &AgentServerFrame::Conversation { summary }).await
             }
-            HubEvent::Deleted { conversation_id } => {
+            HubEvent::Deleted {
+                conversation_id,
+                before,
+            } => {
+                if !rules::can_view(&self.me, before) && !self.viewing.contains_key(conversation_id)
+                {
+                    return true;
+                }
                 self.counts_dirty = true;
                 self.leave(conn, *conversation_id);
                 send_json(

@@ -261,7 +261,9 @@ impl Session {
                     self.catch_up(tx, message.conversation_id).await
                 }
             }
-            HubEvent::Conversation { summary, visitor } => {
+            HubEvent::Conversation {
+                summary, visitor, ..
+            } => {
                 let c = &summary.conversation;
                 if c.contact_id != self.visitor.session.contact_id
                     || c.site_id != self.visitor.site.id
@@ -285,7 +287,9 @@ impl Session {
                 )
                 .await
             }
-            HubEvent::Deleted { conversation_id } => {
+            HubEvent::Deleted {
+                conversation_id, ..
+            } => {
                 self.last.remove(conversation_id);
                 conn.unsubscribe(Topic::Conversation(*conversation_id));
                 true

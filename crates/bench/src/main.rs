@@ -1,0 +1,580 @@
+//! `confab-bench`: an open-loop load generator for Confab over its real visitor and agent
+//! protocols, with the machine's ceilings measured in the same run. See docs/performance.md.
+
+mod ceiling;
+mod client;
+mod procs;
+mod relay;
+mod report;
+mod setup;
+mod util;
+mod worker;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use procs::{first_error, max, sum, Pool, Server};
+use util::r2;
+use worker::Cmd;
+
+#[derive(Parser)]
+#[command(name = "confab-bench", about = "Load generator and ceilings for Confab")]
+struct Cli {
+    /// The server binary to test (default: `confab` beside this binary).
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+    /// Tiny numbers, seconds per scenario; fails only on real errors (loss, duplicates).
+    #[arg(long, global = true)]
+    smoke: bool,
+    /// Where results go (default bench/results, or target/bench-smoke with --smoke).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Skip the ceiling runs beside each scenario.
+    #[arg(long, global = true)]
+    no_ceiling: bool,
+    #[command(subcommand)]
+    cmd: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Idle visitor sockets: server memory per connection and time to connect them all.
+    Connections(ConnArgs),
+    /// Visitors and agents chatting at stepped fixed rates: sustained rate and latency.
+    Throughput(TputArgs),
+    /// Every visitor drops at once and resumes: time to catch up, nothing lost or repeated.
+    Reconnect(StormArgs),
+    /// 10,000 conversations with widget loads, page views, assignments and closes.
+    BusyDay(DayArgs),
+    /// Only the ceilings: raw SQLite group commit and the bare WebSocket relay.
+    Ceiling(AllArgs),
+    /// Every scenario, each with its ceiling.
+    All(AllArgs),
+    #[command(hide = true)]
+    Worker,
+    #[command(hide = true)]
+    Relay {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConnArgs {
+    /// Idle visitor connections (default 19000; smoke 200).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Worker processes (default 4).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How long to hold them open, across server heartbeats (default 30 s; smoke 1 s).
+    #[arg(long)]
+    hold_secs: Option<f64>,
+}
+
+#[derive(Args, Clone)]
+struct TputArgs {
+    /// Visitors, each in its own conversation (default 1000; smoke 20).
+    #[arg(long)]
+    visitors: Option<usize>,
+    /// Agents (default 8; smoke 2).
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Total offered rates in messages/s, half from visitors and half from agents.
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<f64>>,
+    /// Seconds per step (default 10; smoke 2).
+    #[arg(long)]
+    step_secs: Option<f64>,
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct StormArgs {
+    /// Visitors that drop and resume at once (default 10000; smoke 100).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Agent messages posted to each conversation while its visitor is away (default 2).
+    #[arg(long)]
+    per_conv: Option<usize>,
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct DayArgs {
+    /// Conversations (default 10000; smoke 40).
+    #[arg(long)]
+    conversations: Option<usize>,
+    /// Messages per conversation, half each side (default 20).
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Conversations in flight at once (default 200; smoke 10).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Agents (default 8; smoke 2).
+    #[arg(long)]
+    agents: Option<usize>,
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Clone, Default)]
+struct AllArgs {}
+
+struct Ctx {
+    bin: PathBuf,
+    smoke: bool,
+    ceiling: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let nofile = util::raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Scenario::Worker => return rt.block_on(worker::main()),
+        Scenario::Relay { ref listen } => return rt.block_on(relay::run(listen)),
+        _ => {}
+    }
+    let bin = match &cli.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow!("no exe dir"))?
+            .join("confab"),
+    };
+    if !bin.exists() {
+        anyhow::bail!("server binary {} not found (build it, or pass --server-bin)", bin.display());
+    }
+    let out = cli.out.clone().unwrap_or_else(|| {
+        if cli.smoke {
+            PathBuf::from("target/bench-smoke")
+        } else {
+            PathBuf::from("bench/results")
+        }
+    });
+    let ctx = Ctx {
+        bin,
+        smoke: cli.smoke,
+        ceiling: !cli.no_ceiling,
+    };
+    eprintln!("confab-bench: open files limit {nofile}; server {}", ctx.bin.display());
+    let results = rt.block_on(async {
+        let mut res: Vec<(&'static str, anyhow::Result<Value>)> = Vec::new();
+        let c = &ctx;
+        match cli.cmd {
+            Scenario::Connections(a) => res.push(("connections", connections(c, &a).await)),
+            Scenario::Throughput(a) => res.push(("throughput", throughput(c, &a).await)),
+            Scenario::Reconnect(a) => res.push(("reconnect", reconnect(c, &a).await)),
+            Scenario::BusyDay(a) => res.push(("busy_day", busy_day(c, &a).await)),
+            Scenario::Ceiling(_) => res.push(("ceiling", ceiling_only(c).await)),
+            Scenario::All(_) => {
+                res.push(("ceiling", ceiling_only(&Ctx { ceiling: false, ..c.clone() }).await));
+                res.push(("connections", connections(c, &conn_defaults()).await));
+                res.push(("throughput", throughput(c, &tput_defaults()).await));
+                res.push(("reconnect", reconnect(c, &storm_defaults()).await));
+                res.push(("busy_day", busy_day(c, &day_defaults()).await));
+            }
+            Scenario::Worker | Scenario::Relay { .. } => unreachable!(),
+        }
+        res
+    });
+    let (passed, failed) = report::write(&out, ctx.smoke, &ctx.bin, results)?;
+    println!(
+        "{}: {passed} passed, {failed} failed",
+        if ctx.smoke { "bench smoke" } else { "bench" }
+    );
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+impl Clone for Ctx {
+    fn clone(&self) -> Self {
+        Self { bin: self.bin.clone(), smoke: self.smoke, ceiling: self.ceiling }
+    }
+}
+
+fn conn_defaults() -> ConnArgs {
+    ConnArgs { n: None, workers: None, hold_secs: None }
+}
+fn tput_defaults() -> TputArgs {
+    TputArgs { visitors: None, agents: None, rates: None, step_secs: None, workers: None }
+}
+fn storm_defaults() -> StormArgs {
+    StormArgs { n: None, per_conv: None, workers: None }
+}
+fn day_defaults() -> DayArgs {
+    DayArgs { conversations: None, messages: None, concurrency: None, agents: None, workers: None }
+}
+
+fn pick<T: Copy>(v: Option<T>, full: T, smoke: T, is_smoke: bool) -> T {
+    v.unwrap_or(if is_smoke { smoke } else { full })
+}
+
+/// A fresh server on a fresh data folder, set up with `agents` agents.
+async fn fresh(
+    c: &Ctx,
+    agents: usize,
+) -> anyhow::Result<(Server, setup::Setup, tempfile::TempDir)> {
+    let dir = tempfile::Builder::new().prefix("confab-bench-").tempdir()?;
+    let server = Server::confab(&c.bin, dir.path()).await?;
+    let s = setup::run(&server.base, agents).await.context("set-up over HTTP")?;
+    Ok((server, s, dir))
+}
+
+/// Fails on any sign of loss, duplication or error.
+fn check(v: &Value, keys: &[&str]) -> anyhow::Result<()> {
+    for k in keys {
+        let n = v[*k].as_f64().unwrap_or(0.0);
+        if n > 0.0 {
+            anyhow::bail!("{k} = {n} (first error: {})", v["first_error"]);
+        }
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------------- connections
+
+async fn connections(c: &Ctx, a: &ConnArgs) -> anyhow::Result<Value> {
+    let n = pick(a.n, 19_000, 200, c.smoke);
+    let workers = pick(a.workers, 4, 2, c.smoke);
+    let hold = pick(a.hold_secs, 30.0, 1.0, c.smoke);
+    eprintln!("connections: {n} idle visitors over {workers} workers");
+    let (server, s, _dir) = fresh(c, 0).await?;
+    let confab = idle_run(&server, &s.site_key, false, n, workers, hold, &[]).await;
+    server.stop().await;
+    let confab = confab?;
+    let mut out = json!({"params": {"n": n, "workers": workers, "hold_secs": hold}, "confab": confab});
+    if c.ceiling {
+        let relay = Server::relay().await?;
+        let r = idle_run(&relay, "relay", true, n, workers, hold, &[]).await;
+        relay.stop().await;
+        out["ceiling"] = r?;
+    }
+    check(&out["confab"], &["errors", "closed"])?;
+    Ok(out)
+}
+
+async fn idle_run(
+    server: &Server,
+    site_key: &str,
+    relay: bool,
+    n: usize,
+    workers: usize,
+    hold: f64,
+    agents: &[worker::AgentCred],
+) -> anyhow::Result<Value> {
+    let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
+    let t = Instant::now();
+    pool.all(|i| Cmd::Visitors { n: n / workers + usize::from(i < n % workers), conversations: false })
+        .await?;
+    let sessions_secs = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss0 = util::rss_kib(server.pid);
+    let t = Instant::now();
+    let r = pool.all(|_| Cmd::Connect { concurrency: 256 }).await?;
+    let connect_secs = t.elapsed().as_secs_f64();
+    let connected = sum(&r, "connected");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = util::rss_kib(server.pid);
+    tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+    let rss2 = util::rss_kib(server.pid);
+    let end = pool.all(|_| Cmd::Close).await?;
+    pool.quit().await;
+    let per_conn = |after: u64| (after.saturating_sub(rss0) as f64 * 1024.0 / connected.max(1.0)).round();
+    Ok(json!({
+        "connected": connected,
+        "sessions_secs": r2(sessions_secs),
+        "connect_secs": r2(connect_secs),
+        "connects_per_s": (connected / connect_secs).round(),
+        "rss_before_kib": rss0, "rss_after_kib": rss1, "rss_after_hold_kib": rss2,
+        "bytes_per_conn": per_conn(rss1),
+        "bytes_per_conn_after_hold": per_conn(rss2),
+        "errors": sum(&end, "errors"), "closed": sum(&end, "closed"),
+        "first_error": first_error(&end),
+    }))
+}
+
+// -------------------------------------------------------------------- throughput
+
+async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
+    let visitors = pick(a.visitors, 1000, 20, c.smoke);
+    let agents = pick(a.agents, 8, 2, c.smoke);
+    let workers = pick(a.workers, 2, 2, c.smoke).min(agents);
+    let secs = pick(a.step_secs, 10.0, 2.0, c.smoke);
+    let rates = a.rates.clone().unwrap_or_else(|| {
+        if c.smoke {
+            vec![100.0, 200.0]
+        } else {
+            vec![1000.0, 2000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0]
+        }
+    });
+    eprintln!("throughput: {visitors} visitors, {agents} agents, rates {rates:?}");
+    let (server, s, _dir) = fresh(c, agents).await?;
+    let r = rate_run(&server, &s.site_key, false, &s.agents, visitors, workers, &rates, secs, c.smoke).await;
+    server.stop().await;
+    let mut out = json!({"params": {"visitors": visitors, "agents": agents, "workers": workers, "step_secs": secs, "rates": rates}, "confab": r?});
+    if c.ceiling {
+        let relay = Server::relay().await?;
+        let fake: Vec<worker::AgentCred> = (0..agents)
+            .map(|i| worker::AgentCred { id: i as i64 + 1, cookie: String::new(), csrf: String::new() })
+            .collect();
+        let r = rate_run(&relay, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke).await;
+        relay.stop().await;
+        out["ceiling"] = r?;
+    }
+    check(&out["confab"], &["errors", "dup", "gap", "lost"])?;
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rate_run(
+    server: &Server,
+    site_key: &str,
+    relay: bool,
+    agents: &[worker::AgentCred],
+    visitors: usize,
+    workers: usize,
+    rates: &[f64],
+    secs: f64,
+    smoke: bool,
+) -> anyhow::Result<Value> {
+    let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
+    let per = visitors.div_ceil(workers);
+    pool.all(|_| Cmd::Visitors { n: per, conversations: true }).await?;
+    pool.all(|_| Cmd::Connect { concurrency: 128 }).await?;
+    // Warm-up (not recorded): caches, first list rows, allocator.
+    let start_ns = util::now_ns() + 300_000_000;
+    pool.all(|_| Cmd::Rate { step: 999, rate: rates[0] / workers as f64, secs: 2.0, start_ns, drain_secs: 10.0 })
+        .await?;
+    let mut steps = Vec::new();
+    let (mut errors, mut dup, mut gap, mut lost) = (0.0, 0.0, 0.0, 0.0);
+    let mut first_err = Value::Null;
+    let mut best = 0.0f64;
+    for (k, &rate) in rates.iter().enumerate() {
+        let start_ns = util::now_ns() + 300_000_000;
+        let cpu0 = util::cpu_secs(server.pid);
+        let t0 = Instant::now();
+        let r = pool
+            .all(|_| Cmd::Rate { step: k, rate: rate / workers as f64, secs, start_ns, drain_secs: 10.0 })
+            .await?;
+        let cpu = util::cpu_secs(server.pid) - cpu0;
+        let wall = t0.elapsed().as_secs_f64();
+        let mut h = [util::hist(), util::hist(), util::hist()];
+        for w in &r {
+            for (i, key) in ["v2a", "a2v", "ack"].iter().enumerate() {
+                h[i].add(util::hist_from_b64(w[*key].as_str().unwrap_or(""))?).ok();
+            }
+        }
+        let sent = sum(&r, "sent_v") + sum(&r, "sent_a");
+        let acked = sum(&r, "acked_v") + sum(&r, "acked_a");
+        let deliv_v2a = sum(&r, "deliv_v2a");
+        let deliv_a2v = sum(&r, "deliv_a2v");
+        let last_ack = max(&r, "last_ack_ns");
+        let span = ((last_ack - start_ns as f64) / 1e9).max(secs);
+        let achieved = acked / span;
+        let step_errors = sum(&r, "errors");
+        let unacked = sent - acked - step_errors;
+        let step_lost = (sum(&r, "acked_v") - deliv_v2a).max(0.0) + (sum(&r, "acked_a") - deliv_a2v).max(0.0);
+        let (v2a, a2v, ack) = (util::lat(&h[0]), util::lat(&h[1]), util::lat(&h[2]));
+        let p99 = v2a.p99_ms.max(a2v.p99_ms);
+        let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
+        eprintln!(
+            "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores",
+            achieved, v2a.p50_ms, v2a.p99_ms, v2a.p999_ms, a2v.p50_ms, a2v.p99_ms, cpu / wall
+        );
+        if sustained && p99 <= 50.0 {
+            best = best.max(achieved);
+        }
+        errors += step_errors;
+        dup += sum(&r, "dup");
+        gap += sum(&r, "gap");
+        if unacked <= 0.0 {
+            // Loss only counts once everything was acknowledged within the drain.
+            lost += step_lost;
+        }
+        if first_err.is_null() {
+            first_err = first_error(&r);
+        }
+        steps.push(json!({
+            "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
+            "acked_per_s": achieved.round(), "sustained": sustained,
+            "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
+            "lost": step_lost, "dup": sum(&r, "dup"), "errors": step_errors, "resyncs": sum(&r, "resyncs"),
+            "server_cpu_cores": r2(cpu / wall),
+        }));
+        if (p99 > 50.0 || !sustained) && !smoke {
+            break;
+        }
+    }
+    let _ = pool.all(|_| Cmd::Close).await;
+    pool.quit().await;
+    Ok(json!({
+        "steps": steps, "best_sustained_per_s": best.round(),
+        "errors": errors, "dup": dup, "gap": gap, "lost": lost, "first_error": first_err,
+    }))
+}
+
+// -------------------------------------------------------------------- reconnect storm
+
+async fn reconnect(c: &Ctx, a: &StormArgs) -> anyhow::Result<Value> {
+    let n = pick(a.n, 10_000, 100, c.smoke);
+    let per_conv = pick(a.per_conv, 2, 2, c.smoke);
+    let workers = pick(a.workers, 2, 2, c.smoke);
+    let agents = 4.max(workers);
+    eprintln!("reconnect: {n} visitors drop and resume, {per_conv} messages each while away");
+    let (server, s, _dir) = fresh(c, agents).await?;
+    let r = storm_run(&server, &s.site_key, false, &s.agents, n, workers, per_conv).await;
+    server.stop().await;
+    let mut out = json!({"params": {"n": n, "per_conv": per_conv, "workers": workers}, "confab": r?});
+    if c.ceiling {
+        let relay = Server::relay().await?;
+        let fake: Vec<worker::AgentCred> = (0..agents)
+            .map(|i| worker::AgentCred { id: i as i64 + 1, cookie: String::new(), csrf: String::new() })
+            .collect();
+        let r = storm_run(&relay, "relay", true, &fake, n, workers, per_conv).await;
+        relay.stop().await;
+        out["ceiling"] = r?;
+    }
+    check(&out["confab"], &["errors", "dup", "gap", "lost", "behind"])?;
+    Ok(out)
+}
+
+async fn storm_run(
+    server: &Server,
+    site_key: &str,
+    relay: bool,
+    agents: &[worker::AgentCred],
+    n: usize,
+    workers: usize,
+    per_conv: usize,
+) -> anyhow::Result<Value> {
+    let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
+    let per = n.div_ceil(workers);
+    let t = Instant::now();
+    pool.all(|_| Cmd::Visitors { n: per, conversations: true }).await?;
+    let setup_secs = t.elapsed().as_secs_f64();
+    pool.all(|_| Cmd::Connect { concurrency: 256 }).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pool.all(|_| Cmd::Drop).await?;
+    let t = Instant::now();
+    pool.all(|_| Cmd::Post { per_conv }).await?;
+    let post_secs = t.elapsed().as_secs_f64();
+    let cpu0 = util::cpu_secs(server.pid);
+    let r = pool.all(|_| Cmd::Resume { timeout_secs: 60.0 }).await?;
+    let cpu = util::cpu_secs(server.pid) - cpu0;
+    let start = r.iter().map(|x| x["start_ns"].as_f64().unwrap_or(0.0)).fold(f64::MAX, f64::min);
+    let done = max(&r, "done_ns");
+    let _ = pool.all(|_| Cmd::Close).await;
+    pool.quit().await;
+    Ok(json!({
+        "clients": n, "setup_secs": r2(setup_secs), "post_secs": r2(post_secs),
+        "catch_up_secs": r2((done - start) / 1e9),
+        "delivered": sum(&r, "delivered"),
+        "behind": sum(&r, "behind"), "lost": sum(&r, "lost"), "dup": sum(&r, "dup"), "gap": sum(&r, "gap"),
+        "errors": sum(&r, "errors"), "first_error": first_error(&r),
+        "server_cpu_secs": r2(cpu),
+    }))
+}
+
+// -------------------------------------------------------------------- busy day
+
+async fn busy_day(c: &Ctx, a: &DayArgs) -> anyhow::Result<Value> {
+    let n = pick(a.conversations, 10_000, 40, c.smoke);
+    let messages = pick(a.messages, 20, 20, c.smoke);
+    let concurrency = pick(a.concurrency, 200, 10, c.smoke);
+    let agents = pick(a.agents, 8, 2, c.smoke);
+    let workers = pick(a.workers, 2, 2, c.smoke).min(agents);
+    eprintln!("busy day: {n} conversations of {messages} messages, {concurrency} at once");
+    let (server, s, dir) = fresh(c, agents).await?;
+    let r = async {
+        let mut pool = Pool::start(workers, 2, &server.base, &s.site_key, false, &s.agents).await?;
+        let cpu0 = util::cpu_secs(server.pid);
+        let t = Instant::now();
+        let per = n.div_ceil(workers);
+        let r = pool
+            .all(|_| Cmd::BusyDay { conversations: per, messages, concurrency: concurrency.div_ceil(workers) })
+            .await?;
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = util::cpu_secs(server.pid) - cpu0;
+        let hwm = util::hwm_kib(server.pid);
+        let rss = util::rss_kib(server.pid);
+        let _ = pool.all(|_| Cmd::Close).await;
+        pool.quit().await;
+        let mut h = util::hist();
+        for w in &r {
+            h.add(util::hist_from_b64(w["ack"].as_str().unwrap_or(""))?).ok();
+        }
+        let db_bytes: u64 = std::fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        let convs = per * workers;
+        Ok::<_, anyhow::Error>(json!({
+            "conversations": convs, "messages": sum(&r, "acked"),
+            "wall_secs": r2(wall), "server_cpu_secs": r2(cpu), "server_cpu_cores": r2(cpu / wall),
+            "peak_rss_mib": r2(hwm as f64 / 1024.0), "end_rss_mib": r2(rss as f64 / 1024.0),
+            "messages_per_s": (sum(&r, "acked") / wall).round(),
+            "conversations_per_s": r2(convs as f64 / wall),
+            "send_to_ack": util::lat(&h),
+            "db_mib": r2(db_bytes as f64 / 1048576.0),
+            "failed": sum(&r, "failed"), "errors": sum(&r, "errors"), "dup": sum(&r, "dup"), "gap": sum(&r, "gap"),
+            "first_error": first_error(&r),
+        }))
+    }
+    .await;
+    server.stop().await;
+    let mut out = json!({"params": {"conversations": n, "messages": messages, "concurrency": concurrency, "agents": agents, "workers": workers}, "confab": r?});
+    if c.ceiling {
+        // What the storage alone allows for the same number of stored messages.
+        let d = tempfile::tempdir()?;
+        let sq = ceiling::sqlite(d.path(), concurrency.max(2) * 2, if c.smoke { 1.0 } else { 5.0 }).await?;
+        let rate = sq["inserts_per_s"].as_f64().unwrap_or(1.0).max(1.0);
+        let msgs = out["confab"]["messages"].as_f64().unwrap_or(0.0);
+        out["ceiling"] = json!({"sqlite": sq, "wall_secs_for_messages": r2(msgs / rate)});
+    }
+    check(&out["confab"], &["failed", "errors", "dup", "gap"])?;
+    Ok(out)
+}
+
+// -------------------------------------------------------------------- ceilings alone
+
+async fn ceiling_only(c: &Ctx) -> anyhow::Result<Value> {
+    let d = tempfile::tempdir()?;
+    let secs = if c.smoke { 1.0 } else { 10.0 };
+    let mut out = json!({});
+    for p in [1usize, 64, 512, 2048] {
+        eprintln!("ceiling: SQLite group commit, {p} producers");
+        out[format!("sqlite_{p}")] = ceiling::sqlite(&d.path().join(p.to_string()).tap_mkdir()?, p, secs).await?;
+    }
+    if c.ceiling {
+        // Standalone: the relay halves too, with the scenarios' default sizes.
+        let relay = Server::relay().await?;
+        let n = if c.smoke { 200 } else { 19_000 };
+        out["relay_connections"] = idle_run(&relay, "relay", true, n, 4, if c.smoke { 1.0 } else { 5.0 }, &[]).await?;
+        relay.stop().await;
+    }
+    Ok(out)
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> anyhow::Result<PathBuf>;
+}
+impl TapMkdir for PathBuf {
+    fn tap_mkdir(self) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(&self)?;
+        Ok(self)
+    }
+}
+

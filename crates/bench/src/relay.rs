@@ -1,0 +1,149 @@
+//! The ceiling's socket half: a bare WebSocket relay (tokio-tungstenite) that speaks just
+//! enough of Confab's frames for the same clients to drive it — hello/ready, subscribe,
+//! send → ack + message to every socket on the conversation, resume from an in-memory log,
+//! ping/pong — with the work removed: no database, no auth, no rules, no list rows.
+//! Run as its own process (`confab-bench relay`), like the server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Default)]
+struct Conv {
+    log: Vec<Arc<str>>,
+    subs: Vec<(u64, mpsc::UnboundedSender<Arc<str>>)>,
+}
+
+type Convs = Arc<Mutex<HashMap<i64, Conv>>>;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum In {
+    Hello {
+        token: Option<String>,
+        #[serde(default)]
+        resume: HashMap<String, i64>,
+    },
+    Subscribe {
+        conversation_id: i64,
+        after: i64,
+    },
+    Unsubscribe {
+        conversation_id: i64,
+    },
+    Send {
+        conversation_id: i64,
+        client_id: String,
+        body: String,
+    },
+    Ping,
+    #[serde(other)]
+    Other,
+}
+
+fn esc(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+pub async fn run(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    let convs: Convs = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        next_id += 1;
+        let id = next_id;
+        let convs = convs.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+                conn(id, ws, convs).await;
+            }
+        });
+    }
+}
+
+async fn conn(
+    id: u64,
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    convs: Convs,
+) {
+    let (mut tx, mut rx) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let mut mine: Vec<i64> = Vec::new();
+    let mut author = "visitor";
+    let subscribe = |cid: i64, after: i64, mine: &mut Vec<i64>| {
+        let mut g = convs.lock().unwrap();
+        let c = g.entry(cid).or_default();
+        if !c.subs.iter().any(|(i, _)| *i == id) {
+            c.subs.push((id, out_tx.clone()));
+        }
+        for m in c.log.iter().skip(after.max(0) as usize) {
+            let _ = out_tx.send(m.clone());
+        }
+        if !mine.contains(&cid) {
+            mine.push(cid);
+        }
+    };
+    loop {
+        tokio::select! {
+            m = rx.next() => {
+                let text = match m {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(f) = serde_json::from_str::<In>(&text) else { continue };
+                match f {
+                    In::Hello { token, resume } => {
+                        if token.as_deref().is_some_and(|t| t.starts_with("a:")) {
+                            author = "agent";
+                        }
+                        for (cid, after) in resume {
+                            if let Ok(cid) = cid.parse() { subscribe(cid, after, &mut mine); }
+                        }
+                        let _ = out_tx.send(Arc::from(r#"{"type":"ready"}"#));
+                    }
+                    In::Subscribe { conversation_id, after } => subscribe(conversation_id, after, &mut mine),
+                    In::Unsubscribe { conversation_id } => {
+                        let mut g = convs.lock().unwrap();
+                        if let Some(c) = g.get_mut(&conversation_id) { c.subs.retain(|(i, _)| *i != id); }
+                        mine.retain(|c| *c != conversation_id);
+                    }
+                    In::Send { conversation_id, client_id, body } => {
+                        let mut g = convs.lock().unwrap();
+                        let c = g.entry(conversation_id).or_default();
+                        let seq = c.log.len() + 1;
+                        let msg = format!(
+                            r#"{{"id":{seq},"conversation_id":{conversation_id},"seq":{seq},"visible_seq":{seq},"kind":"text","author":{{"kind":"{author}"}},"body":{}}}"#,
+                            esc(&body)
+                        );
+                        let frame: Arc<str> = Arc::from(format!(
+                            r#"{{"type":"message","conversation_id":{conversation_id},"message":{msg}}}"#
+                        ));
+                        c.log.push(frame.clone());
+                        let _ = out_tx.send(Arc::from(format!(r#"{{"type":"ack","client_id":{},"message":{msg}}}"#, esc(&client_id))));
+                        c.subs.retain(|(_, s)| s.send(frame.clone()).is_ok());
+                    }
+                    In::Ping => { let _ = out_tx.send(Arc::from(r#"{"type":"pong"}"#)); }
+                    In::Other => {}
+                }
+            }
+            Some(out) = out_rx.recv() => {
+                if tx.send(Message::text(out.to_string())).await.is_err() { break; }
+            }
+        }
+    }
+    let mut g = convs.lock().unwrap();
+    for cid in mine {
+        if let Some(c) = g.get_mut(&cid) {
+            c.subs.retain(|(i, _)| *i != id);
+        }
+    }
+}
