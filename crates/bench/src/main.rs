@@ -22,7 +22,10 @@ use util::r2;
 use worker::Cmd;
 
 #[derive(Parser)]
-#[command(name = "confab-bench", about = "Load generator and ceilings for Confab")]
+#[command(
+    name = "confab-bench",
+    about = "Load generator and ceilings for Confab"
+)]
 struct Cli {
     /// The server binary to test (default: `confab` beside this binary).
     #[arg(long, global = true)]
@@ -153,7 +156,10 @@ fn main() -> anyhow::Result<()> {
             .join("confab"),
     };
     if !bin.exists() {
-        anyhow::bail!("server binary {} not found (build it, or pass --server-bin)", bin.display());
+        anyhow::bail!(
+            "server binary {} not found (build it, or pass --server-bin)",
+            bin.display()
+        );
     }
     let out = cli.out.clone().unwrap_or_else(|| {
         if cli.smoke {
@@ -167,7 +173,10 @@ fn main() -> anyhow::Result<()> {
         smoke: cli.smoke,
         ceiling: !cli.no_ceiling,
     };
-    eprintln!("confab-bench: open files limit {nofile}; server {}", ctx.bin.display());
+    eprintln!(
+        "confab-bench: open files limit {nofile}; server {}",
+        ctx.bin.display()
+    );
     let results = rt.block_on(async {
         let mut res: Vec<(&'static str, anyhow::Result<Value>)> = Vec::new();
         let c = &ctx;
@@ -178,7 +187,14 @@ fn main() -> anyhow::Result<()> {
             Scenario::BusyDay(a) => res.push(("busy_day", busy_day(c, &a).await)),
             Scenario::Ceiling(_) => res.push(("ceiling", ceiling_only(c).await)),
             Scenario::All(_) => {
-                res.push(("ceiling", ceiling_only(&Ctx { ceiling: false, ..c.clone() }).await));
+                res.push((
+                    "ceiling",
+                    ceiling_only(&Ctx {
+                        ceiling: false,
+                        ..c.clone()
+                    })
+                    .await,
+                ));
                 res.push(("connections", connections(c, &conn_defaults()).await));
                 res.push(("throughput", throughput(c, &tput_defaults()).await));
                 res.push(("reconnect", reconnect(c, &storm_defaults()).await));
@@ -201,21 +217,45 @@ fn main() -> anyhow::Result<()> {
 
 impl Clone for Ctx {
     fn clone(&self) -> Self {
-        Self { bin: self.bin.clone(), smoke: self.smoke, ceiling: self.ceiling }
+        Self {
+            bin: self.bin.clone(),
+            smoke: self.smoke,
+            ceiling: self.ceiling,
+        }
     }
 }
 
 fn conn_defaults() -> ConnArgs {
-    ConnArgs { n: None, workers: None, hold_secs: None }
+    ConnArgs {
+        n: None,
+        workers: None,
+        hold_secs: None,
+    }
 }
 fn tput_defaults() -> TputArgs {
-    TputArgs { visitors: None, agents: None, rates: None, step_secs: None, workers: None }
+    TputArgs {
+        visitors: None,
+        agents: None,
+        rates: None,
+        step_secs: None,
+        workers: None,
+    }
 }
 fn storm_defaults() -> StormArgs {
-    StormArgs { n: None, per_conv: None, workers: None }
+    StormArgs {
+        n: None,
+        per_conv: None,
+        workers: None,
+    }
 }
 fn day_defaults() -> DayArgs {
-    DayArgs { conversations: None, messages: None, concurrency: None, agents: None, workers: None }
+    DayArgs {
+        conversations: None,
+        messages: None,
+        concurrency: None,
+        agents: None,
+        workers: None,
+    }
 }
 
 fn pick<T: Copy>(v: Option<T>, full: T, smoke: T, is_smoke: bool) -> T {
@@ -229,7 +269,9 @@ async fn fresh(
 ) -> anyhow::Result<(Server, setup::Setup, tempfile::TempDir)> {
     let dir = tempfile::Builder::new().prefix("confab-bench-").tempdir()?;
     let server = Server::confab(&c.bin, dir.path()).await?;
-    let s = setup::run(&server.base, agents).await.context("set-up over HTTP")?;
+    let s = setup::run(&server.base, agents)
+        .await
+        .context("set-up over HTTP")?;
     Ok((server, s, dir))
 }
 
@@ -255,7 +297,8 @@ async fn connections(c: &Ctx, a: &ConnArgs) -> anyhow::Result<Value> {
     let confab = idle_run(&server, &s.site_key, false, n, workers, hold, &[]).await;
     server.stop().await;
     let confab = confab?;
-    let mut out = json!({"params": {"n": n, "workers": workers, "hold_secs": hold}, "confab": confab});
+    let mut out =
+        json!({"params": {"n": n, "workers": workers, "hold_secs": hold}, "confab": confab});
     if c.ceiling {
         let relay = Server::relay().await?;
         let r = idle_run(&relay, "relay", true, n, workers, hold, &[]).await;
@@ -277,8 +320,11 @@ async fn idle_run(
 ) -> anyhow::Result<Value> {
     let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
     let t = Instant::now();
-    pool.all(|i| Cmd::Visitors { n: n / workers + usize::from(i < n % workers), conversations: false })
-        .await?;
+    pool.all(|i| Cmd::Visitors {
+        n: n / workers + usize::from(i < n % workers),
+        conversations: false,
+    })
+    .await?;
     let sessions_secs = t.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss0 = util::rss_kib(server.pid);
@@ -292,7 +338,8 @@ async fn idle_run(
     let rss2 = util::rss_kib(server.pid);
     let end = pool.all(|_| Cmd::Close).await?;
     pool.quit().await;
-    let per_conn = |after: u64| (after.saturating_sub(rss0) as f64 * 1024.0 / connected.max(1.0)).round();
+    let per_conn =
+        |after: u64| (after.saturating_sub(rss0) as f64 * 1024.0 / connected.max(1.0)).round();
     Ok(json!({
         "connected": connected,
         "sessions_secs": r2(sessions_secs),
@@ -317,20 +364,40 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         if c.smoke {
             vec![100.0, 200.0]
         } else {
-            vec![1000.0, 2000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0]
+            vec![
+                1000.0, 2000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0,
+            ]
         }
     });
     eprintln!("throughput: {visitors} visitors, {agents} agents, rates {rates:?}");
     let (server, s, _dir) = fresh(c, agents).await?;
-    let r = rate_run(&server, &s.site_key, false, &s.agents, visitors, workers, &rates, secs, c.smoke).await;
+    let r = rate_run(
+        &server,
+        &s.site_key,
+        false,
+        &s.agents,
+        visitors,
+        workers,
+        &rates,
+        secs,
+        c.smoke,
+    )
+    .await;
     server.stop().await;
     let mut out = json!({"params": {"visitors": visitors, "agents": agents, "workers": workers, "step_secs": secs, "rates": rates}, "confab": r?});
     if c.ceiling {
         let relay = Server::relay().await?;
         let fake: Vec<worker::AgentCred> = (0..agents)
-            .map(|i| worker::AgentCred { id: i as i64 + 1, cookie: String::new(), csrf: String::new() })
+            .map(|i| worker::AgentCred {
+                id: i as i64 + 1,
+                cookie: String::new(),
+                csrf: String::new(),
+            })
             .collect();
-        let r = rate_run(&relay, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke).await;
+        let r = rate_run(
+            &relay, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke,
+        )
+        .await;
         relay.stop().await;
         out["ceiling"] = r?;
     }
@@ -352,12 +419,22 @@ async fn rate_run(
 ) -> anyhow::Result<Value> {
     let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
     let per = visitors.div_ceil(workers);
-    pool.all(|_| Cmd::Visitors { n: per, conversations: true }).await?;
+    pool.all(|_| Cmd::Visitors {
+        n: per,
+        conversations: true,
+    })
+    .await?;
     pool.all(|_| Cmd::Connect { concurrency: 128 }).await?;
     // Warm-up (not recorded): caches, first list rows, allocator.
     let start_ns = util::now_ns() + 300_000_000;
-    pool.all(|_| Cmd::Rate { step: 999, rate: rates[0] / workers as f64, secs: 2.0, start_ns, drain_secs: 10.0 })
-        .await?;
+    pool.all(|_| Cmd::Rate {
+        step: 999,
+        rate: rates[0] / workers as f64,
+        secs: 2.0,
+        start_ns,
+        drain_secs: 10.0,
+    })
+    .await?;
     let mut steps = Vec::new();
     let (mut errors, mut dup, mut gap, mut lost) = (0.0, 0.0, 0.0, 0.0);
     let mut first_err = Value::Null;
@@ -367,14 +444,21 @@ async fn rate_run(
         let cpu0 = util::cpu_secs(server.pid);
         let t0 = Instant::now();
         let r = pool
-            .all(|_| Cmd::Rate { step: k, rate: rate / workers as f64, secs, start_ns, drain_secs: 10.0 })
+            .all(|_| Cmd::Rate {
+                step: k,
+                rate: rate / workers as f64,
+                secs,
+                start_ns,
+                drain_secs: 10.0,
+            })
             .await?;
         let cpu = util::cpu_secs(server.pid) - cpu0;
         let wall = t0.elapsed().as_secs_f64();
         let mut h = [util::hist(), util::hist(), util::hist()];
         for w in &r {
             for (i, key) in ["v2a", "a2v", "ack"].iter().enumerate() {
-                h[i].add(util::hist_from_b64(w[*key].as_str().unwrap_or(""))?).ok();
+                h[i].add(util::hist_from_b64(w[*key].as_str().unwrap_or(""))?)
+                    .ok();
             }
         }
         let sent = sum(&r, "sent_v") + sum(&r, "sent_a");
@@ -386,7 +470,8 @@ async fn rate_run(
         let achieved = acked / span;
         let step_errors = sum(&r, "errors");
         let unacked = sent - acked - step_errors;
-        let step_lost = (sum(&r, "acked_v") - deliv_v2a).max(0.0) + (sum(&r, "acked_a") - deliv_a2v).max(0.0);
+        let step_lost =
+            (sum(&r, "acked_v") - deliv_v2a).max(0.0) + (sum(&r, "acked_a") - deliv_a2v).max(0.0);
         let (v2a, a2v, ack) = (util::lat(&h[0]), util::lat(&h[1]), util::lat(&h[2]));
         let p99 = v2a.p99_ms.max(a2v.p99_ms);
         let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
@@ -437,11 +522,16 @@ async fn reconnect(c: &Ctx, a: &StormArgs) -> anyhow::Result<Value> {
     let (server, s, _dir) = fresh(c, agents).await?;
     let r = storm_run(&server, &s.site_key, false, &s.agents, n, workers, per_conv).await;
     server.stop().await;
-    let mut out = json!({"params": {"n": n, "per_conv": per_conv, "workers": workers}, "confab": r?});
+    let mut out =
+        json!({"params": {"n": n, "per_conv": per_conv, "workers": workers}, "confab": r?});
     if c.ceiling {
         let relay = Server::relay().await?;
         let fake: Vec<worker::AgentCred> = (0..agents)
-            .map(|i| worker::AgentCred { id: i as i64 + 1, cookie: String::new(), csrf: String::new() })
+            .map(|i| worker::AgentCred {
+                id: i as i64 + 1,
+                cookie: String::new(),
+                csrf: String::new(),
+            })
             .collect();
         let r = storm_run(&relay, "relay", true, &fake, n, workers, per_conv).await;
         relay.stop().await;
@@ -463,7 +553,11 @@ async fn storm_run(
     let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
     let per = n.div_ceil(workers);
     let t = Instant::now();
-    pool.all(|_| Cmd::Visitors { n: per, conversations: true }).await?;
+    pool.all(|_| Cmd::Visitors {
+        n: per,
+        conversations: true,
+    })
+    .await?;
     let setup_secs = t.elapsed().as_secs_f64();
     pool.all(|_| Cmd::Connect { concurrency: 256 }).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -474,7 +568,10 @@ async fn storm_run(
     let cpu0 = util::cpu_secs(server.pid);
     let r = pool.all(|_| Cmd::Resume { timeout_secs: 60.0 }).await?;
     let cpu = util::cpu_secs(server.pid) - cpu0;
-    let start = r.iter().map(|x| x["start_ns"].as_f64().unwrap_or(0.0)).fold(f64::MAX, f64::min);
+    let start = r
+        .iter()
+        .map(|x| x["start_ns"].as_f64().unwrap_or(0.0))
+        .fold(f64::MAX, f64::min);
     let done = max(&r, "done_ns");
     let _ = pool.all(|_| Cmd::Close).await;
     pool.quit().await;
@@ -539,7 +636,12 @@ async fn busy_day(c: &Ctx, a: &DayArgs) -> anyhow::Result<Value> {
     if c.ceiling {
         // What the storage alone allows for the same number of stored messages.
         let d = tempfile::tempdir()?;
-        let sq = ceiling::sqlite(d.path(), concurrency.max(2) * 2, if c.smoke { 1.0 } else { 5.0 }).await?;
+        let sq = ceiling::sqlite(
+            d.path(),
+            concurrency.max(2) * 2,
+            if c.smoke { 1.0 } else { 5.0 },
+        )
+        .await?;
         let rate = sq["inserts_per_s"].as_f64().unwrap_or(1.0).max(1.0);
         let msgs = out["confab"]["messages"].as_f64().unwrap_or(0.0);
         out["ceiling"] = json!({"sqlite": sq, "wall_secs_for_messages": r2(msgs / rate)});
@@ -556,13 +658,23 @@ async fn ceiling_only(c: &Ctx) -> anyhow::Result<Value> {
     let mut out = json!({});
     for p in [1usize, 64, 512, 2048] {
         eprintln!("ceiling: SQLite group commit, {p} producers");
-        out[format!("sqlite_{p}")] = ceiling::sqlite(&d.path().join(p.to_string()).tap_mkdir()?, p, secs).await?;
+        out[format!("sqlite_{p}")] =
+            ceiling::sqlite(&d.path().join(p.to_string()).tap_mkdir()?, p, secs).await?;
     }
     if c.ceiling {
         // Standalone: the relay halves too, with the scenarios' default sizes.
         let relay = Server::relay().await?;
         let n = if c.smoke { 200 } else { 19_000 };
-        out["relay_connections"] = idle_run(&relay, "relay", true, n, 4, if c.smoke { 1.0 } else { 5.0 }, &[]).await?;
+        out["relay_connections"] = idle_run(
+            &relay,
+            "relay",
+            true,
+            n,
+            4,
+            if c.smoke { 1.0 } else { 5.0 },
+            &[],
+        )
+        .await?;
         relay.stop().await;
     }
     Ok(out)
@@ -577,4 +689,3 @@ impl TapMkdir for PathBuf {
         Ok(self)
     }
 }
-

@@ -20,7 +20,9 @@ pub struct Server {
 
 impl Server {
     async fn spawn(mut cmd: Command) -> anyhow::Result<Self> {
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
@@ -89,7 +91,12 @@ impl Worker {
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Ok(Self { child, stdin, lines, pid })
+        Ok(Self {
+            child,
+            stdin,
+            lines,
+            pid,
+        })
     }
 
     pub async fn call(&mut self, cmd: &Cmd) -> anyhow::Result<Value> {
@@ -102,7 +109,8 @@ impl Worker {
             .next_line()
             .await?
             .ok_or_else(|| anyhow!("worker {} exited", self.pid))?;
-        let r: Reply = serde_json::from_str(&line).with_context(|| format!("worker said {line}"))?;
+        let r: Reply =
+            serde_json::from_str(&line).with_context(|| format!("worker said {line}"))?;
         if r.ok {
             Ok(r.data)
         } else {
@@ -160,14 +168,10 @@ impl Pool {
 
     /// Sends one command to every worker at once; `per` builds each one's command.
     pub async fn all(&mut self, per: impl Fn(usize) -> Cmd) -> anyhow::Result<Vec<Value>> {
-        let futs = self
-            .workers
-            .iter_mut()
-            .enumerate()
-            .map(|(i, w)| {
-                let c = per(i);
-                async move { w.call(&c).await }
-            });
+        let futs = self.workers.iter_mut().enumerate().map(|(i, w)| {
+            let c = per(i);
+            async move { w.call(&c).await }
+        });
         futures::future::join_all(futs).await.into_iter().collect()
     }
 

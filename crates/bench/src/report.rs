@@ -26,7 +26,9 @@ fn machine() -> Value {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0);
-    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     json!({"nproc": nproc, "mem_gib": r2(mem_kib as f64 / 1048576.0), "cpu": cpu,
            "nofile": rlimit::Resource::NOFILE.get().map(|l| l.0).unwrap_or(0)})
 }
@@ -107,7 +109,11 @@ fn share(confab: f64, ceiling: f64, higher_is_better: bool) -> String {
     if confab <= 0.0 || ceiling <= 0.0 {
         return "–".into();
     }
-    let s = if higher_is_better { confab / ceiling } else { ceiling / confab };
+    let s = if higher_is_better {
+        confab / ceiling
+    } else {
+        ceiling / confab
+    };
     format!("{:.0} %", s * 100.0)
 }
 
@@ -129,70 +135,250 @@ pub fn markdown(all: &Value) -> String {
     if sc["connections"].is_object() {
         let s = &sc["connections"];
         let (c, k) = (&s["confab"], &s["ceiling"]);
-        let _ = writeln!(m, "## Idle connections ({}) — run {}\n", f(&s["params"]["n"]), f(&s["run_at"]));
+        let _ = writeln!(
+            m,
+            "## Idle connections ({}) — run {}\n",
+            f(&s["params"]["n"]),
+            f(&s["run_at"])
+        );
         bad("connections", &mut m);
         let _ = writeln!(m, "| measure | Confab | ceiling (bare relay) | share of ceiling | target |\n|---|---|---|---|---|");
-        let _ = writeln!(m, "| connected | {} | {} | | 19,000 in one process |", f(&c["connected"]), f(&k["connected"]));
-        let _ = writeln!(m, "| server memory per connection, bytes | {} | {} | {} | ≤ 16,384 |", f(&c["bytes_per_conn"]), f(&k["bytes_per_conn"]), share(c["bytes_per_conn"].as_f64().unwrap_or(0.0), k["bytes_per_conn"].as_f64().unwrap_or(0.0), false));
-        let _ = writeln!(m, "| … after holding {} s (heartbeats) | {} | {} | | |", f(&s["params"]["hold_secs"]), f(&c["bytes_per_conn_after_hold"]), f(&k["bytes_per_conn_after_hold"]));
-        let _ = writeln!(m, "| time to connect all, s | {} | {} | {} | |", f(&c["connect_secs"]), f(&k["connect_secs"]), share(c["connect_secs"].as_f64().unwrap_or(0.0), k["connect_secs"].as_f64().unwrap_or(0.0), false));
-        let _ = writeln!(m, "| server RSS before → after, KiB | {} → {} | {} → {} | | |", f(&c["rss_before_kib"]), f(&c["rss_after_kib"]), f(&k["rss_before_kib"]), f(&k["rss_after_kib"]));
-        let _ = writeln!(m, "| errors / closed by server | {} / {} | | | 0 |\n", f(&c["errors"]), f(&c["closed"]));
+        let _ = writeln!(
+            m,
+            "| connected | {} | {} | | 19,000 in one process |",
+            f(&c["connected"]),
+            f(&k["connected"])
+        );
+        let _ = writeln!(
+            m,
+            "| server memory per connection, bytes | {} | {} | {} | ≤ 16,384 |",
+            f(&c["bytes_per_conn"]),
+            f(&k["bytes_per_conn"]),
+            share(
+                c["bytes_per_conn"].as_f64().unwrap_or(0.0),
+                k["bytes_per_conn"].as_f64().unwrap_or(0.0),
+                false
+            )
+        );
+        let _ = writeln!(
+            m,
+            "| … after holding {} s (heartbeats) | {} | {} | | |",
+            f(&s["params"]["hold_secs"]),
+            f(&c["bytes_per_conn_after_hold"]),
+            f(&k["bytes_per_conn_after_hold"])
+        );
+        let _ = writeln!(
+            m,
+            "| time to connect all, s | {} | {} | {} | |",
+            f(&c["connect_secs"]),
+            f(&k["connect_secs"]),
+            share(
+                c["connect_secs"].as_f64().unwrap_or(0.0),
+                k["connect_secs"].as_f64().unwrap_or(0.0),
+                false
+            )
+        );
+        let _ = writeln!(
+            m,
+            "| server RSS before → after, KiB | {} → {} | {} → {} | | |",
+            f(&c["rss_before_kib"]),
+            f(&c["rss_after_kib"]),
+            f(&k["rss_before_kib"]),
+            f(&k["rss_after_kib"])
+        );
+        let _ = writeln!(
+            m,
+            "| errors / closed by server | {} / {} | | | 0 |\n",
+            f(&c["errors"]),
+            f(&c["closed"])
+        );
     }
     if sc["throughput"].is_object() {
         let s = &sc["throughput"];
         let p = &s["params"];
-        let _ = writeln!(m, "## Throughput ({} visitors, {} agents, {} s steps) — run {}\n", f(&p["visitors"]), f(&p["agents"]), f(&p["step_secs"]), f(&s["run_at"]));
+        let _ = writeln!(
+            m,
+            "## Throughput ({} visitors, {} agents, {} s steps) — run {}\n",
+            f(&p["visitors"]),
+            f(&p["agents"]),
+            f(&p["step_secs"]),
+            f(&s["run_at"])
+        );
         bad("throughput", &mut m);
         let _ = writeln!(m, "Best sustained rate of persisted, acknowledged messages with p99 ≤ 50 ms: **{} msg/s** (ceiling: bare relay {} msg/s; raw SQLite group commit in the ceiling table). Target ≥ 20,000.\n", f(&s["confab"]["best_sustained_per_s"]), f(&s["ceiling"]["best_sustained_per_s"]));
         let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay: acked/s, v→a p99, a→v p99 ms |\n|---|---|---|---|---|---|---|");
-        let ksteps = s["ceiling"]["steps"].as_array().cloned().unwrap_or_default();
+        let ksteps = s["ceiling"]["steps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for st in s["confab"]["steps"].as_array().cloned().unwrap_or_default() {
             let rate = st["offered_per_s"].clone();
             let k = ksteps.iter().find(|k| k["offered_per_s"] == rate);
-            let kc = k.map(|k| format!("{}, {}, {}", f(&k["acked_per_s"]), f(&k["visitor_to_agent"]["p99_ms"]), f(&k["agent_to_visitor"]["p99_ms"]))).unwrap_or("–".into());
+            let kc = k
+                .map(|k| {
+                    format!(
+                        "{}, {}, {}",
+                        f(&k["acked_per_s"]),
+                        f(&k["visitor_to_agent"]["p99_ms"]),
+                        f(&k["agent_to_visitor"]["p99_ms"])
+                    )
+                })
+                .unwrap_or("–".into());
             let (a, b) = (&st["visitor_to_agent"], &st["agent_to_visitor"]);
-            let _ = writeln!(m, "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
-                f(&rate), f(&st["acked_per_s"]), if st["sustained"] == json!(true) { "" } else { " (not sustained)" },
-                f(&a["p50_ms"]), f(&a["p99_ms"]), f(&a["p999_ms"]), f(&b["p50_ms"]), f(&b["p99_ms"]), f(&b["p999_ms"]),
-                f(&st["send_to_ack"]["p99_ms"]), f(&st["server_cpu_cores"]), kc);
+            let _ = writeln!(
+                m,
+                "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
+                f(&rate),
+                f(&st["acked_per_s"]),
+                if st["sustained"] == json!(true) {
+                    ""
+                } else {
+                    " (not sustained)"
+                },
+                f(&a["p50_ms"]),
+                f(&a["p99_ms"]),
+                f(&a["p999_ms"]),
+                f(&b["p50_ms"]),
+                f(&b["p99_ms"]),
+                f(&b["p999_ms"]),
+                f(&st["send_to_ack"]["p99_ms"]),
+                f(&st["server_cpu_cores"]),
+                kc
+            );
         }
         let c = &s["confab"];
-        let _ = writeln!(m, "\nLost {}, duplicated {}, gaps {}, errors {}.\n", f(&c["lost"]), f(&c["dup"]), f(&c["gap"]), f(&c["errors"]));
+        let _ = writeln!(
+            m,
+            "\nLost {}, duplicated {}, gaps {}, errors {}.\n",
+            f(&c["lost"]),
+            f(&c["dup"]),
+            f(&c["gap"]),
+            f(&c["errors"])
+        );
     }
     if sc["reconnect"].is_object() {
         let s = &sc["reconnect"];
         let (c, k) = (&s["confab"], &s["ceiling"]);
-        let _ = writeln!(m, "## Reconnect storm ({} clients, {} messages each while away) — run {}\n", f(&s["params"]["n"]), f(&s["params"]["per_conv"]), f(&s["run_at"]));
+        let _ = writeln!(
+            m,
+            "## Reconnect storm ({} clients, {} messages each while away) — run {}\n",
+            f(&s["params"]["n"]),
+            f(&s["params"]["per_conv"]),
+            f(&s["run_at"])
+        );
         bad("reconnect", &mut m);
         let _ = writeln!(m, "| measure | Confab | ceiling (bare relay) | share of ceiling | target |\n|---|---|---|---|---|");
-        let _ = writeln!(m, "| all caught up, s | {} | {} | {} | < 5 |", f(&c["catch_up_secs"]), f(&k["catch_up_secs"]), share(c["catch_up_secs"].as_f64().unwrap_or(0.0), k["catch_up_secs"].as_f64().unwrap_or(0.0), false));
-        let _ = writeln!(m, "| messages delivered on resume | {} | {} | | |", f(&c["delivered"]), f(&k["delivered"]));
-        let _ = writeln!(m, "| not caught up / lost / duplicated / gaps | {} / {} / {} / {} | | | 0 |", f(&c["behind"]), f(&c["lost"]), f(&c["dup"]), f(&c["gap"]));
-        let _ = writeln!(m, "| server CPU during the storm, s | {} | | | |\n", f(&c["server_cpu_secs"]));
+        let _ = writeln!(
+            m,
+            "| all caught up, s | {} | {} | {} | < 5 |",
+            f(&c["catch_up_secs"]),
+            f(&k["catch_up_secs"]),
+            share(
+                c["catch_up_secs"].as_f64().unwrap_or(0.0),
+                k["catch_up_secs"].as_f64().unwrap_or(0.0),
+                false
+            )
+        );
+        let _ = writeln!(
+            m,
+            "| messages delivered on resume | {} | {} | | |",
+            f(&c["delivered"]),
+            f(&k["delivered"])
+        );
+        let _ = writeln!(
+            m,
+            "| not caught up / lost / duplicated / gaps | {} / {} / {} / {} | | | 0 |",
+            f(&c["behind"]),
+            f(&c["lost"]),
+            f(&c["dup"]),
+            f(&c["gap"])
+        );
+        let _ = writeln!(
+            m,
+            "| server CPU during the storm, s | {} | | | |\n",
+            f(&c["server_cpu_secs"])
+        );
     }
     if sc["busy_day"].is_object() {
         let s = &sc["busy_day"];
         let (c, k) = (&s["confab"], &s["ceiling"]);
-        let _ = writeln!(m, "## Busy day ({} conversations × {} messages, {} in flight) — run {}\n", f(&s["params"]["conversations"]), f(&s["params"]["messages"]), f(&s["params"]["concurrency"]), f(&s["run_at"]));
+        let _ = writeln!(
+            m,
+            "## Busy day ({} conversations × {} messages, {} in flight) — run {}\n",
+            f(&s["params"]["conversations"]),
+            f(&s["params"]["messages"]),
+            f(&s["params"]["concurrency"]),
+            f(&s["run_at"])
+        );
         bad("busy_day", &mut m);
-        let _ = writeln!(m, "| measure | Confab | ceiling | share of ceiling | target |\n|---|---|---|---|---|");
-        let _ = writeln!(m, "| wall time, s | {} | {} (raw SQLite, same number of messages) | {} | < 60 |", f(&c["wall_secs"]), f(&k["wall_secs_for_messages"]), share(c["wall_secs"].as_f64().unwrap_or(0.0), k["wall_secs_for_messages"].as_f64().unwrap_or(0.0), false));
-        let _ = writeln!(m, "| server CPU, s (cores busy) | {} ({}) | | | |", f(&c["server_cpu_secs"]), f(&c["server_cpu_cores"]));
-        let _ = writeln!(m, "| server peak memory (VmHWM), MiB | {} | | | < 200 |", f(&c["peak_rss_mib"]));
-        let _ = writeln!(m, "| messages acked / per s | {} / {} | | | |", f(&c["messages"]), f(&c["messages_per_s"]));
-        let _ = writeln!(m, "| send→ack p50 / p99 ms | {} / {} | | | |", f(&c["send_to_ack"]["p50_ms"]), f(&c["send_to_ack"]["p99_ms"]));
+        let _ = writeln!(
+            m,
+            "| measure | Confab | ceiling | share of ceiling | target |\n|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            m,
+            "| wall time, s | {} | {} (raw SQLite, same number of messages) | {} | < 60 |",
+            f(&c["wall_secs"]),
+            f(&k["wall_secs_for_messages"]),
+            share(
+                c["wall_secs"].as_f64().unwrap_or(0.0),
+                k["wall_secs_for_messages"].as_f64().unwrap_or(0.0),
+                false
+            )
+        );
+        let _ = writeln!(
+            m,
+            "| server CPU, s (cores busy) | {} ({}) | | | |",
+            f(&c["server_cpu_secs"]),
+            f(&c["server_cpu_cores"])
+        );
+        let _ = writeln!(
+            m,
+            "| server peak memory (VmHWM), MiB | {} | | | < 200 |",
+            f(&c["peak_rss_mib"])
+        );
+        let _ = writeln!(
+            m,
+            "| messages acked / per s | {} / {} | | | |",
+            f(&c["messages"]),
+            f(&c["messages_per_s"])
+        );
+        let _ = writeln!(
+            m,
+            "| send→ack p50 / p99 ms | {} / {} | | | |",
+            f(&c["send_to_ack"]["p50_ms"]),
+            f(&c["send_to_ack"]["p99_ms"])
+        );
         let _ = writeln!(m, "| database size, MiB | {} | | | |", f(&c["db_mib"]));
-        let _ = writeln!(m, "| failed conversations / errors / dup / gaps | {} / {} / {} / {} | | | 0 |\n", f(&c["failed"]), f(&c["errors"]), f(&c["dup"]), f(&c["gap"]));
+        let _ = writeln!(
+            m,
+            "| failed conversations / errors / dup / gaps | {} / {} / {} / {} | | | 0 |\n",
+            f(&c["failed"]),
+            f(&c["errors"]),
+            f(&c["dup"]),
+            f(&c["gap"])
+        );
     }
     if sc["ceiling"].is_object() {
         let s = &sc["ceiling"];
-        let _ = writeln!(m, "## Ceiling: raw SQLite inserts, WAL + synchronous=FULL, group commit — run {}\n", f(&s["run_at"]));
+        let _ = writeln!(
+            m,
+            "## Ceiling: raw SQLite inserts, WAL + synchronous=FULL, group commit — run {}\n",
+            f(&s["run_at"])
+        );
         bad("ceiling", &mut m);
         let _ = writeln!(m, "| producers waiting on their commit | inserts/s | mean batch | commit p50 / p99 ms |\n|---|---|---|---|");
         if let Some(o) = s.as_object() {
             for (k, v) in o.iter().filter(|(k, _)| k.starts_with("sqlite_")) {
-                let _ = writeln!(m, "| {} | {} | {} | {} / {} |", k.trim_start_matches("sqlite_"), f(&v["inserts_per_s"]), f(&v["mean_batch"]), f(&v["commit_latency"]["p50_ms"]), f(&v["commit_latency"]["p99_ms"]));
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} / {} |",
+                    k.trim_start_matches("sqlite_"),
+                    f(&v["inserts_per_s"]),
+                    f(&v["mean_batch"]),
+                    f(&v["commit_latency"]["p50_ms"]),
+                    f(&v["commit_latency"]["p99_ms"])
+                );
             }
         }
         let _ = writeln!(m);

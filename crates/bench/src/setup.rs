@@ -36,7 +36,9 @@ async fn json_ok(r: reqwest::Response) -> anyhow::Result<(String, Value)> {
 
 fn cred(cookie: String, me: &Value) -> anyhow::Result<AgentCred> {
     Ok(AgentCred {
-        id: me["agent"]["id"].as_i64().ok_or_else(|| anyhow!("no agent id"))?,
+        id: me["agent"]["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("no agent id"))?,
         cookie,
         csrf: me["csrf_token"]
             .as_str()
@@ -63,7 +65,12 @@ pub async fn run(base: &str, n_agents: usize) -> anyhow::Result<Setup> {
     )
     .await?;
     let owner = cred(cookie, &me)?;
-    let (_, sites) = json_ok(with(http.get(format!("{base}/api/v1/sites")), base, &owner).send().await?).await?;
+    let (_, sites) = json_ok(
+        with(http.get(format!("{base}/api/v1/sites")), base, &owner)
+            .send()
+            .await?,
+    )
+    .await?;
     let site_key = sites
         .as_array()
         .and_then(|a| a.first())

@@ -93,12 +93,17 @@ pub async fn main() -> anyhow::Result<()> {
         let cmd: Cmd = serde_json::from_str(&line).context("worker command")?;
         let quit = matches!(cmd, Cmd::Quit);
         let res = match cmd {
-            Cmd::Init { base, site_key, relay, src_ips, agents, index } => {
-                Worker::new(base, site_key, relay, src_ips, agents, index).map(|x| {
-                    w = Some(x);
-                    Value::Null
-                })
-            }
+            Cmd::Init {
+                base,
+                site_key,
+                relay,
+                src_ips,
+                agents,
+                index,
+            } => Worker::new(base, site_key, relay, src_ips, agents, index).map(|x| {
+                w = Some(x);
+                Value::Null
+            }),
             Cmd::Quit => Ok(Value::Null),
             c => match w.as_mut() {
                 Some(w) => w.handle(c).await,
@@ -106,8 +111,16 @@ pub async fn main() -> anyhow::Result<()> {
             },
         };
         let reply = match res {
-            Ok(data) => Reply { ok: true, error: None, data },
-            Err(e) => Reply { ok: false, error: Some(format!("{e:#}")), data: Value::Null },
+            Ok(data) => Reply {
+                ok: true,
+                error: None,
+                data,
+            },
+            Err(e) => Reply {
+                ok: false,
+                error: Some(format!("{e:#}")),
+                data: Value::Null,
+            },
         };
         out.write_all(format!("{}\n", serde_json::to_string(&reply)?).as_bytes())
             .await?;
@@ -184,7 +197,11 @@ impl Worker {
             http,
             agents: agents
                 .into_iter()
-                .map(|cred| Agent { cred, tx: None, convs: vec![] })
+                .map(|cred| Agent {
+                    cred,
+                    tx: None,
+                    convs: vec![],
+                })
                 .collect(),
             visitors: vec![],
             stats: Stats::new(),
@@ -205,9 +222,13 @@ impl Worker {
         match cmd {
             Cmd::Visitors { n, conversations } => self.visitors(n, conversations).await,
             Cmd::Connect { concurrency } => self.connect(concurrency).await,
-            Cmd::Rate { step, rate, secs, start_ns, drain_secs } => {
-                self.rate(step, rate, secs, start_ns, drain_secs).await
-            }
+            Cmd::Rate {
+                step,
+                rate,
+                secs,
+                start_ns,
+                drain_secs,
+            } => self.rate(step, rate, secs, start_ns, drain_secs).await,
             Cmd::Drop => {
                 for v in &mut self.visitors {
                     v.tx = None;
@@ -218,9 +239,11 @@ impl Worker {
             }
             Cmd::Post { per_conv } => self.post(per_conv).await,
             Cmd::Resume { timeout_secs } => self.resume(timeout_secs).await,
-            Cmd::BusyDay { conversations, messages, concurrency } => {
-                self.busy_day(conversations, messages, concurrency).await
-            }
+            Cmd::BusyDay {
+                conversations,
+                messages,
+                concurrency,
+            } => self.busy_day(conversations, messages, concurrency).await,
             Cmd::Close => {
                 let s = &self.stats;
                 let summary = json!({
@@ -252,7 +275,10 @@ impl Worker {
             (0..n)
                 .map(|i| {
                     let k = start + i;
-                    Ok((format!("v:{}:{k}", self.index), (self.index as i64) * 1_000_000 + k as i64 + 1))
+                    Ok((
+                        format!("v:{}:{k}", self.index),
+                        (self.index as i64) * 1_000_000 + k as i64 + 1,
+                    ))
                 })
                 .collect()
         } else {
@@ -261,7 +287,10 @@ impl Worker {
                     let http = self.http[(start + i) % self.http.len()].clone();
                     let base = self.base.clone();
                     let key = self.site_key.clone();
-                    let agent = self.agents.get((start + i) % n_agents).map(|a| a.cred.clone());
+                    let agent = self
+                        .agents
+                        .get((start + i) % n_agents)
+                        .map(|a| a.cred.clone());
                     async move {
                         let (token, _) = visitor_session(&http, &base, &key).await?;
                         let conv = if with_conv {
@@ -313,7 +342,10 @@ impl Worker {
                 (vec![], Some(format!("a:{}", a.cred.id)))
             } else {
                 (
-                    vec![("origin", self.base.clone()), ("cookie", a.cred.cookie.clone())],
+                    vec![
+                        ("origin", self.base.clone()),
+                        ("cookie", a.cred.cookie.clone()),
+                    ],
                     None,
                 )
             };
@@ -324,7 +356,12 @@ impl Worker {
             tokio::time::timeout(Duration::from_secs(20), rrx)
                 .await
                 .map_err(|_| anyhow!("agent ready timed out"))?
-                .map_err(|_| anyhow!("agent socket ended before ready: {:?}", self.stats.first_error.lock().unwrap()))?;
+                .map_err(|_| {
+                    anyhow!(
+                        "agent socket ended before ready: {:?}",
+                        self.stats.first_error.lock().unwrap()
+                    )
+                })?;
             for c in &a.convs {
                 let _ = tx.send(ACmd::Subscribe(*c));
             }
@@ -334,7 +371,11 @@ impl Worker {
     }
 
     fn visitor_url(&self) -> String {
-        format!("{}/api/v1/widget/ws?site_key={}", self.ws_base(), self.site_key)
+        format!(
+            "{}/api/v1/widget/ws?site_key={}",
+            self.ws_base(),
+            self.site_key
+        )
     }
 
     async fn connect(&mut self, concurrency: usize) -> anyhow::Result<Value> {
@@ -349,9 +390,18 @@ impl Worker {
         let results: Vec<(usize, anyhow::Result<mpsc::UnboundedSender<VCmd>>)> =
             stream::iter(todo.into_iter().map(|(i, src)| {
                 let st = self.visitors[i].st.clone();
-                let (url, headers, server, stats) =
-                    (url.clone(), headers.clone(), self.server, self.stats.clone());
-                async move { (i, open_visitor(&url, server, src, &headers, st, stats, 1).await) }
+                let (url, headers, server, stats) = (
+                    url.clone(),
+                    headers.clone(),
+                    self.server,
+                    self.stats.clone(),
+                );
+                async move {
+                    (
+                        i,
+                        open_visitor(&url, server, src, &headers, st, stats, 1).await,
+                    )
+                }
             }))
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -369,7 +419,10 @@ impl Worker {
             }
         }
         if failed > 0 {
-            bail!("{failed} visitor sockets failed to connect; first: {}", first_err.unwrap_or_default());
+            bail!(
+                "{failed} visitor sockets failed to connect; first: {}",
+                first_err.unwrap_or_default()
+            );
         }
         Ok(json!({"secs": secs, "connected": self.visitors.len()}))
     }
@@ -459,30 +512,40 @@ impl Worker {
     // ------------------------------------------------------------ reconnect storm
 
     async fn post(&mut self, per_conv: usize) -> anyhow::Result<Value> {
-        let mut waits = Vec::new();
-        for (k, v) in self.visitors.iter().enumerate() {
-            let Some(tx) = &self.agents[v.agent].tx else { bail!("agent not connected") };
-            for j in 0..per_conv {
-                let (dtx, drx) = oneshot::channel();
-                let _ = tx.send(ACmd::Send {
-                    conv: v.st.conv,
-                    client_id: format!("p{}-{k}-{j}-{}", self.index, now_ns()),
-                    body: util::body(now_ns(), 'a', &format!("storm-{k}-{j}")),
-                    done: Some(dtx),
-                });
-                waits.push((k, drx));
-            }
-        }
+        // At most ~100 sends in flight per worker: the server's socket loop stops reading
+        // (and so stops draining its own acks) once a socket has 256 + 64 sends queued,
+        // so a client that pipelines more than that hangs its socket (see
+        // docs/performance.md).
         let mut posted = 0;
-        for (k, rx) in waits {
-            let a = tokio::time::timeout(Duration::from_secs(60), rx)
-                .await
-                .map_err(|_| anyhow!("post ack timed out"))?
-                .map_err(|_| anyhow!("agent socket gone"))?
-                .map_err(|e| anyhow!("post refused: {e}"))?;
-            let vis = a.visible_seq.unwrap_or(a.seq);
-            self.visitors[k].st.expected.fetch_max(vis, Relaxed);
-            posted += 1;
+        let idx: Vec<usize> = (0..self.visitors.len()).collect();
+        for chunk in idx.chunks(100usize.div_ceil(per_conv.max(1)).max(1)) {
+            let mut waits = Vec::new();
+            for &k in chunk {
+                let v = &self.visitors[k];
+                let Some(tx) = &self.agents[v.agent].tx else {
+                    bail!("agent not connected")
+                };
+                for j in 0..per_conv {
+                    let (dtx, drx) = oneshot::channel();
+                    let _ = tx.send(ACmd::Send {
+                        conv: v.st.conv,
+                        client_id: format!("p{}-{k}-{j}-{}", self.index, now_ns()),
+                        body: util::body(now_ns(), 'a', &format!("storm-{k}-{j}")),
+                        done: Some(dtx),
+                    });
+                    waits.push((k, drx));
+                }
+            }
+            for (k, rx) in waits {
+                let a = tokio::time::timeout(Duration::from_secs(60), rx)
+                    .await
+                    .map_err(|_| anyhow!("post ack timed out"))?
+                    .map_err(|_| anyhow!("agent socket gone"))?
+                    .map_err(|e| anyhow!("post refused: {e}"))?;
+                let vis = a.visible_seq.unwrap_or(a.seq);
+                self.visitors[k].st.expected.fetch_max(vis, Relaxed);
+                posted += 1;
+            }
         }
         Ok(json!({"posted": posted}))
     }
@@ -496,8 +559,12 @@ impl Worker {
         for k in 0..self.visitors.len() {
             let st = self.visitors[k].st.clone();
             let src = self.src();
-            let (url, headers, server, stats) =
-                (url.clone(), headers.clone(), self.server, self.stats.clone());
+            let (url, headers, server, stats) = (
+                url.clone(),
+                headers.clone(),
+                self.server,
+                self.stats.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let tx = open_visitor(&url, server, src, &headers, st.clone(), stats, 8).await?;
                 let want = st.expected.load(Relaxed);
@@ -578,8 +645,10 @@ impl Worker {
                 async move { one_conversation(&ctx, &http, src, &cred, &atx, &tag, per_side).await }
             })
             .collect();
-        let results: Vec<anyhow::Result<u64>> =
-            stream::iter(jobs).buffer_unordered(concurrency.max(1)).collect().await;
+        let results: Vec<anyhow::Result<u64>> = stream::iter(jobs)
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
         let secs = t0.elapsed().as_secs_f64();
         let mut failed = 0;
         let mut requests = 0;
@@ -627,7 +696,10 @@ async fn one_conversation(
     // The page loads the widget.
     ok(http.get(format!("{base}/widget.js")).send().await?).await?;
     ok(http
-        .get(format!("{base}/api/v1/widget/config?site_key={}", ctx.site_key))
+        .get(format!(
+            "{base}/api/v1/widget/config?site_key={}",
+            ctx.site_key
+        ))
         .header("origin", base)
         .send()
         .await?)
@@ -693,15 +765,24 @@ async fn one_conversation(
     let _ = vtx.send(VCmd::WaitSeq(last_vis, d));
     tokio::time::timeout(Duration::from_secs(30), r)
         .await
-        .map_err(|_| anyhow!("visitor never got the agent's messages (at {} of {last_vis})", st.last.load(Relaxed)))??;
+        .map_err(|_| {
+            anyhow!(
+                "visitor never got the agent's messages (at {} of {last_vis})",
+                st.last.load(Relaxed)
+            )
+        })??;
     let (d, r) = oneshot::channel();
     let _ = atx.send(ACmd::WaitVisitorMsgs(conv, per_side as u64, d));
     tokio::time::timeout(Duration::from_secs(30), r)
         .await
         .map_err(|_| anyhow!("agent never got the visitor's messages"))??;
-    ok(agent_req(http.post(format!("{base}/api/v1/conversations/{conv}/close")), base, agent)
-        .send()
-        .await?)
+    ok(agent_req(
+        http.post(format!("{base}/api/v1/conversations/{conv}/close")),
+        base,
+        agent,
+    )
+    .send()
+    .await?)
     .await?;
     let _ = atx.send(ACmd::Unsubscribe(conv));
     let _ = vtx.send(VCmd::Close);
@@ -763,11 +844,18 @@ pub async fn visitor_session(
         .send()
         .await?)
     .await?;
-    let token = v["token"].as_str().ok_or_else(|| anyhow!("no token"))?.to_owned();
+    let token = v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no token"))?
+        .to_owned();
     Ok((token, v))
 }
 
-async fn start_conversation(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<i64> {
+async fn start_conversation(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<i64> {
     let v = ok(http
         .post(format!("{base}/api/v1/widget/conversations"))
         .header("origin", base)
@@ -776,7 +864,9 @@ async fn start_conversation(http: &reqwest::Client, base: &str, token: &str) -> 
         .send()
         .await?)
     .await?;
-    v["id"].as_i64().ok_or_else(|| anyhow!("no conversation id"))
+    v["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no conversation id"))
 }
 
 fn agent_req(rb: reqwest::RequestBuilder, base: &str, a: &AgentCred) -> reqwest::RequestBuilder {
@@ -785,11 +875,20 @@ fn agent_req(rb: reqwest::RequestBuilder, base: &str, a: &AgentCred) -> reqwest:
         .header("x-csrf-token", &a.csrf)
 }
 
-async fn assign(http: &reqwest::Client, base: &str, a: &AgentCred, conv: i64) -> anyhow::Result<()> {
-    ok(agent_req(http.post(format!("{base}/api/v1/conversations/{conv}/assign")), base, a)
-        .json(&json!({"assignee_id": a.id}))
-        .send()
-        .await?)
+async fn assign(
+    http: &reqwest::Client,
+    base: &str,
+    a: &AgentCred,
+    conv: i64,
+) -> anyhow::Result<()> {
+    ok(agent_req(
+        http.post(format!("{base}/api/v1/conversations/{conv}/assign")),
+        base,
+        a,
+    )
+    .json(&json!({"assignee_id": a.id}))
+    .send()
+    .await?)
     .await?;
     Ok(())
 }

@@ -92,10 +92,17 @@ where
             .subscribe(subject.to_owned())
             .await
             .map_err(|e| NatsError(e.to_string()))?;
-        client
-            .flush()
-            .await
-            .map_err(|e| NatsError(format!("{url} is not reachable: {e}")))?;
+        // With retry_on_initial_connect, connecting returns at once and this flush waits
+        // for the server: bound it, so a node whose NATS is missing says so and stops.
+        match tokio::time::timeout(std::time::Duration::from_secs(10), client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(NatsError(format!("{url} is not reachable: {e}"))),
+            Err(_) => {
+                return Err(NatsError(format!(
+                    "{url} is not reachable (no answer in 10 s)"
+                )))
+            }
+        }
 
         let (tx, mut rx) = mpsc::channel::<(u64, Arc<E>)>(65_536);
         let (pub_client, pub_subject, pub_node) =

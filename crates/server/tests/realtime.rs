@@ -216,6 +216,9 @@ async fn logout_closes_the_agents_sockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_in_a_row_keep_their_order() {
+    // More than the socket's send queue (256) and its old ack queue (64) together: a
+    // client that fires without reading acks must not stall the socket.
+    const N: usize = 400;
     let (app, owner) = TestApp::start().await.with_owner().await;
     let visitor = app.visitor().await;
     let conv = visitor.start().await;
@@ -225,11 +228,11 @@ async fn messages_sent_in_a_row_keep_their_order() {
         .send(json!({"type": "subscribe", "conversation_id": conv}))
         .await;
     // Fire without waiting for acks, on both sockets.
-    for i in 0..50 {
+    for i in 0..N {
         widget.send(json!({"type": "send", "conversation_id": conv, "client_id": format!("v{i}"), "body": format!("v{i}")})).await;
         inbox.send(json!({"type": "send", "conversation_id": conv, "client_id": format!("a{i}"), "body": format!("a{i}"), "kind": "note"})).await;
     }
-    for i in 0..50 {
+    for i in 0..N {
         let ack = widget.next_of("ack").await;
         assert_eq!(ack["client_id"], format!("v{i}"), "acks come in send order");
         inbox
@@ -237,7 +240,7 @@ async fn messages_sent_in_a_row_keep_their_order() {
             .await;
     }
     let (_, all) = owner
-        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .get(&format!("/api/v1/conversations/{conv}/messages?limit=1000"))
         .await;
     let order = |p: &str| {
         all.as_array()
@@ -250,11 +253,11 @@ async fn messages_sent_in_a_row_keep_their_order() {
     };
     assert_eq!(
         order("v"),
-        (0..50).map(|i| format!("v{i}")).collect::<Vec<_>>()
+        (0..N).map(|i| format!("v{i}")).collect::<Vec<_>>()
     );
     assert_eq!(
         order("a"),
-        (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>()
+        (0..N).map(|i| format!("a{i}")).collect::<Vec<_>>()
     );
 }
 

@@ -37,6 +37,10 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_frame_size(MAX_FRAME)
+        // The library's defaults (128 KiB read buffer per socket) dominate the memory of
+        // many idle sockets; frames are small.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| run(state, by_cookie, socket))
         .into_response())
@@ -78,7 +82,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
     if state.presence.connect(me.agent.id, me.agent.available) {
         crate::cluster::presence_changed(&state, &me.agent);
     }
-    let (out_tx, out_rx) = mpsc::channel::<AgentServerFrame>(64);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<AgentServerFrame>();
     let sends = spawn_sender(state.clone(), me.agent.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
@@ -125,15 +129,15 @@ struct Session {
     counts_dirty: bool,
     /// This socket's sends, committed one after another in the order they came.
     sends: mpsc::Sender<(ConversationId, AgentSendRequest)>,
-    out_tx: mpsc::Sender<AgentServerFrame>,
-    out_rx: mpsc::Receiver<AgentServerFrame>,
+    out_tx: mpsc::UnboundedSender<AgentServerFrame>,
+    out_rx: mpsc::UnboundedReceiver<AgentServerFrame>,
 }
 
 /// One worker per socket commits its sends in order (see the visitor socket).
 fn spawn_sender(
     state: AppState,
     me: Agent,
-    out: mpsc::Sender<AgentServerFrame>,
+    out: mpsc::UnboundedSender<AgentServerFrame>,
 ) -> mpsc::Sender<(ConversationId, AgentSendRequest)> {
     let (tx, mut rx) = mpsc::channel::<(ConversationId, AgentSendRequest)>(256);
     tokio::spawn(async move {
@@ -148,7 +152,7 @@ fn spawn_sender(
                 Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
                 Err(e) => error_frame(e, Some(client_id)),
             };
-            let _ = out.send(frame).await;
+            let _ = out.send(frame);
         }
     });
     tx
@@ -481,7 +485,7 @@ impl Session {
         &mut self,
         tx: &mut S,
         conn: &Connection<HubEvent>,
-        out: &mpsc::Sender<AgentServerFrame>,
+        out: &mpsc::UnboundedSender<AgentServerFrame>,
         text: &str,
     ) -> bool {
         let frame = match serde_json::from_str::<AgentClientFrame>(text) {
@@ -585,7 +589,7 @@ impl Session {
                 let (state, me, out) = (self.state.clone(), self.me.clone(), out.clone());
                 tokio::spawn(async move {
                     if let Err(e) = service::agent_read(&state, &me, conversation_id, seq).await {
-                        let _ = out.send(error_frame(e, None)).await;
+                        let _ = out.send(error_frame(e, None));
                     }
                 });
                 true

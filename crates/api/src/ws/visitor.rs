@@ -42,6 +42,10 @@ pub async fn upgrade(
     auth::check_site_origin(&state, &headers, &site)?;
     Ok(ws
         .max_frame_size(MAX_FRAME)
+        // The library's defaults (128 KiB read buffer per socket) dominate the memory of
+        // many idle sockets; frames are small.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| run(state, site, headers, socket))
         .into_response())
@@ -62,7 +66,7 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
         Ok(v) if v.site.id == site.id => v,
         _ => return send_close(&mut tx, close::UNAUTHENTICATED, "unknown visitor").await,
     };
-    let (out_tx, mut out_rx) = mpsc::channel::<VisitorServerFrame>(64);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<VisitorServerFrame>();
     let sends = spawn_sender(state.clone(), visitor.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
@@ -155,11 +159,14 @@ struct Send {
 }
 
 /// One worker per socket commits its sends in order, so several messages in a row keep
-/// their order (W6), while the socket loop goes on delivering events.
+/// their order (W6), while the socket loop goes on delivering events. Acks go back on an
+/// unbounded channel: it holds at most one ack per queued send (256), and a bounded one
+/// deadlocked the loop (waiting to queue a send) against the worker (waiting to queue an
+/// ack only that loop drains).
 fn spawn_sender(
     state: AppState,
     visitor: CurrentVisitor,
-    out: mpsc::Sender<VisitorServerFrame>,
+    out: mpsc::UnboundedSender<VisitorServerFrame>,
 ) -> mpsc::Sender<Send> {
     let (tx, mut rx) = mpsc::channel::<Send>(256);
     tokio::spawn(async move {
@@ -181,7 +188,7 @@ fn spawn_sender(
                 Err(e) => error_frame(e, Some(s.client_id)),
             };
             // The socket may be gone; the message is committed all the same.
-            let _ = out.send(frame).await;
+            let _ = out.send(frame);
         }
     });
     tx
@@ -337,7 +344,7 @@ impl Session {
         &mut self,
         tx: &mut S,
         conn: &confab_realtime::Connection<HubEvent>,
-        out: &mpsc::Sender<VisitorServerFrame>,
+        out: &mpsc::UnboundedSender<VisitorServerFrame>,
         text: &str,
     ) -> bool {
         let frame = match serde_json::from_str::<VisitorClientFrame>(text) {
@@ -426,7 +433,7 @@ impl Session {
                     if let Err(e) =
                         service::visitor_read(&state, &visitor, conversation_id, seq).await
                     {
-                        let _ = out.send(error_frame(e, None)).await;
+                        let _ = out.send(error_frame(e, None));
                     }
                 });
                 true
