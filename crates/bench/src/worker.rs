@@ -460,7 +460,7 @@ impl Worker {
                 }
                 let k = (i / 2) % nv;
                 let v = &self.visitors[k as usize];
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     if let Some(tx) = &v.tx {
                         let _ = tx.send(VCmd::Send {
                             client_id: format!("v{step}-{i}"),
