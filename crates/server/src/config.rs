@@ -118,9 +118,15 @@ impl Config {
             }
             f = f.merge(Toml::file(path));
         }
-        f.merge(Env::prefixed("CONFAB_").split("__"))
-            .extract()
-            .map_err(Box::new)
+        f.merge(
+            Env::prefixed("CONFAB_")
+                // Only CONFAB_SECTION__KEY is configuration; other CONFAB_* variables
+                // (CONFAB_CONFIG, CONFAB_PASSWORD, test runners' own) are not.
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        )
+        .extract()
+        .map_err(Box::new)
     }
 
     /// The example configuration, with this config's values.
@@ -173,6 +179,9 @@ mod tests {
         .unwrap();
         figment::Jail::expect_with(|jail| {
             jail.set_env("CONFAB_SERVER__LISTEN", "127.0.0.1:9100");
+            // Not configuration: must not be read as (unknown) keys.
+            jail.set_env("CONFAB_BIN", "/usr/bin/confab");
+            jail.set_env("CONFAB_PASSWORD", "secret");
             let c = Config::load(Some(&file)).unwrap();
             assert_eq!(c.server.listen, "127.0.0.1:9100");
             assert_eq!(c.server.session_hours, 5);
