@@ -90,8 +90,6 @@ pub struct AppBuilder {
     store: Arc<dyn Store>,
     settings: ApiSettings,
     clock: Arc<dyn Clock>,
-    bus: Option<Arc<dyn Bus<HubEvent>>>,
-    registry: Option<Arc<Registry<HubEvent>>>,
 }
 
 impl AppBuilder {
@@ -100,8 +98,6 @@ impl AppBuilder {
             store,
             settings,
             clock: Arc::new(SystemClock),
-            bus: None,
-            registry: None,
         }
     }
 
@@ -110,23 +106,10 @@ impl AppBuilder {
         self
     }
 
-    /// A bus other than the in-process one (NATS between nodes), with the registry it feeds.
-    pub fn bus(mut self, registry: Arc<Registry<HubEvent>>, bus: Arc<dyn Bus<HubEvent>>) -> Self {
-        self.registry = Some(registry);
-        self.bus = Some(bus);
-        self
-    }
-
     /// One node: events go straight to this node's sockets.
     pub fn build(self) -> AppState {
-        let registry = self
-            .registry
-            .clone()
-            .unwrap_or_else(|| Registry::new(self.settings.socket_queue));
-        let bus = self
-            .bus
-            .clone()
-            .unwrap_or_else(|| Arc::new(LocalBus::new(registry.clone())));
+        let registry = Registry::new(self.settings.socket_queue);
+        let bus: Arc<dyn Bus<HubEvent>> = Arc::new(LocalBus::new(registry.clone()));
         self.finish(
             registry,
             bus,

@@ -139,13 +139,6 @@ impl<E: Routed> Registry<E> {
         }
     }
 
-    /// Closes every socket (shutdown).
-    pub fn close_all(&self) {
-        for e in self.lock().conns.values() {
-            e.shared.closed.cancel();
-        }
-    }
-
     /// How many sockets are open on this node.
     pub fn len(&self) -> usize {
         self.lock().conns.len()
