@@ -283,7 +283,7 @@ pub async fn authenticate_visitor(
                 "unknown visitor token",
             )
         })?;
-    let site = state.store.site(session.site_id).await?;
+    let site = state.site(session.site_id).await?;
     check_site_origin(state, headers, &site)?;
     Ok(CurrentVisitor {
         session,

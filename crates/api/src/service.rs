@@ -113,6 +113,20 @@ pub async fn publish_conversation(
     }
 }
 
+/// Publishes what a new message wrote and the notifications committed with it (nothing
+/// for a retry: the first attempt published it all).
+async fn publish_posted(state: &AppState, posted: &Posted, before: &Conversation) {
+    if !posted.created {
+        return;
+    }
+    publish_change(state, &posted.conversation, &posted.written, Some(before)).await;
+    for n in &posted.notifications {
+        state.publish(HubEvent::Notification {
+            notification: n.clone(),
+        });
+    }
+}
+
 /// E3: stores and publishes notifications.
 pub async fn notify(
     state: &AppState,
@@ -125,7 +139,7 @@ pub async fn notify(
         return;
     }
     let now = state.now();
-    let preview: String = preview.chars().take(140).collect();
+    let preview = notification_preview(preview);
     let new = items
         .into_iter()
         .map(|(agent_id, kind)| NewNotification {
@@ -225,6 +239,7 @@ pub async fn visitor_send(
     let body = MessageBody::parse(body, attachment.is_some())?;
     let before = visitor_conversation(state, v, conversation).await?;
     let contact = state.store.contact(v.session.contact_id).await?;
+    let agents = state.agents().await?;
     let now = state.now();
     let posted = state
         .store
@@ -241,29 +256,11 @@ pub async fn visitor_send(
             mentions: vec![],
             reopen_policy: v.site.settings.reopen_policy,
             handoff_if_new: Some(handoff_for(state, &v.site, now)),
+            notify: agents,
             now,
         })
         .await?;
-    if posted.created {
-        publish_change(state, &posted.conversation, &posted.written, Some(&before)).await;
-        let agents = state.agents().await?;
-        let mut items =
-            rules::message_notifications(&posted.conversation, &posted.message, &agents);
-        if posted.started_new {
-            items.extend(rules::new_conversation_notifications(
-                &posted.conversation,
-                &agents,
-            ));
-        }
-        notify(
-            state,
-            posted.conversation.id,
-            items,
-            Some(&posted.message),
-            &posted.message.body,
-        )
-        .await;
-    }
+    publish_posted(state, &posted, &before).await;
     let vm = visitor_message(state, &posted.message)
         .await
         .ok_or_else(|| ApiError::internal("visitor message without visible_seq"))?;
@@ -299,7 +296,7 @@ pub async fn agent_send(
             format!("mentioned agent {bad} does not exist"),
         ));
     }
-    let site = state.store.site(conv.site_id).await?;
+    let site = state.site(conv.site_id).await?;
     let now = state.now();
     let posted = state
         .store
@@ -313,21 +310,11 @@ pub async fn agent_send(
             mentions,
             reopen_policy: site.settings.reopen_policy,
             handoff_if_new: None,
+            notify: agents,
             now,
         })
         .await?;
-    if posted.created {
-        publish_change(state, &posted.conversation, &posted.written, Some(&conv)).await;
-        let items = rules::message_notifications(&posted.conversation, &posted.message, &agents);
-        notify(
-            state,
-            conversation,
-            items,
-            Some(&posted.message),
-            &posted.message.body,
-        )
-        .await;
-    }
+    publish_posted(state, &posted, &conv).await;
     Ok((posted.message, posted.created))
 }
 

@@ -1,13 +1,14 @@
 //! The one application state, built once and cloned cheaply into every handler.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use confab_domain::{Agent, AgentId};
+use confab_domain::{Agent, AgentId, Site, SiteId};
 use confab_realtime::{Bus, LocalBus, Presence, Registry, Viewers};
-use confab_store::Store;
+use confab_store::{ConversationCounts, FolderCounts, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::HubEvent;
@@ -72,7 +73,15 @@ pub struct App {
     /// Cancelled on shutdown: sockets close with 1001 and background jobs stop.
     pub shutdown: CancellationToken,
     agents: RwLock<Option<(Instant, Arc<Vec<Agent>>)>>,
+    sites: Mutex<HashMap<SiteId, (Instant, Site)>>,
+    /// Every agent's folder counts, from one count of the conversations, and when that
+    /// count began (see [`App::folder_counts_after`]).
+    counts: tokio::sync::Mutex<Option<(Instant, ConversationCounts)>>,
 }
+
+/// How long a cached agent list or site is used. A change made on this node drops the
+/// cached copy at once; other nodes see it within this time.
+const CACHE_FOR: Duration = Duration::from_secs(2);
 
 /// A cheap handle on [`App`].
 #[derive(Clone)]
@@ -162,6 +171,8 @@ impl AppBuilder {
             settings: self.settings,
             shutdown: CancellationToken::new(),
             agents: RwLock::new(None),
+            sites: Mutex::new(HashMap::new()),
+            counts: tokio::sync::Mutex::new(None),
         }))
     }
 }
@@ -184,7 +195,7 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            if at.elapsed() < Duration::from_secs(5) {
+            if at.elapsed() < CACHE_FOR {
                 return Ok(list.clone());
             }
         }
@@ -197,6 +208,48 @@ impl App {
     /// Forget the cached agents after a change to one.
     pub fn agents_changed(&self) {
         *self.agents.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The agent's folder counts as of some time after `after`. Open inboxes refresh their
+    /// counts after every change; they share one count of the conversations, made at most
+    /// once at a time, instead of each scanning them.
+    pub async fn folder_counts_after(
+        &self,
+        agent: &Agent,
+        after: Instant,
+    ) -> Result<FolderCounts, confab_store::StoreError> {
+        let mut cached = self.counts.lock().await;
+        if let Some((began, counts)) = cached.as_ref() {
+            if *began >= after {
+                return Ok(counts.for_agent(agent));
+            }
+        }
+        let began = Instant::now();
+        let counts = self.store.conversation_counts().await?;
+        let mine = counts.for_agent(agent);
+        *cached = Some((began, counts));
+        Ok(mine)
+    }
+
+    /// A site, cached briefly: every visitor request and every reply reads its site.
+    pub async fn site(&self, id: SiteId) -> Result<Site, confab_store::StoreError> {
+        if let Some((at, site)) = self.sites_lock().get(&id) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(site.clone());
+            }
+        }
+        let site = self.store.site(id).await?;
+        self.sites_lock().insert(id, (Instant::now(), site.clone()));
+        Ok(site)
+    }
+
+    /// Forget a cached site after a change to it.
+    pub fn site_changed(&self, id: SiteId) {
+        self.sites_lock().remove(&id);
+    }
+
+    fn sites_lock(&self) -> std::sync::MutexGuard<'_, HashMap<SiteId, (Instant, Site)>> {
+        self.sites.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub async fn agent_by_id(&self, id: AgentId) -> Option<Agent> {

@@ -596,6 +596,7 @@ async fn stored_post(conn: &mut PgConnection, new: &NewMessage) -> Result<Option
         conversation,
         started_new: false,
         assigned: false,
+        notifications: vec![],
     }))
 }
 
@@ -717,6 +718,10 @@ async fn post_in_tx(conn: &mut PgConnection, new: &NewMessage) -> Result<Posted>
     )
     .await?;
     save(conn, &conv).await?;
+    let mut notifications = Vec::new();
+    for n in NewNotification::for_message(&conv, &message, started_new, &new.notify, new.now) {
+        notifications.push(insert_notification(conn, &n).await?);
+    }
     written.push(message.clone());
     Ok(Posted {
         message,
@@ -725,7 +730,25 @@ async fn post_in_tx(conn: &mut PgConnection, new: &NewMessage) -> Result<Posted>
         conversation: conv,
         started_new,
         assigned,
+        notifications,
     })
+}
+
+async fn insert_notification(conn: &mut PgConnection, n: &NewNotification) -> Result<Notification> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NOTIFICATION_COLUMNS}"
+    ))
+    .bind(n.agent_id.0)
+    .bind(n.kind.as_str())
+    .bind(n.conversation_id.0)
+    .bind(n.message_id.map(|m| m.0))
+    .bind(&n.preview)
+    .bind(us(n.now))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    notification(&row)
 }
 
 #[async_trait]
@@ -1471,30 +1494,18 @@ impl Store for PgStore {
         rows.iter().map(summary).collect()
     }
 
-    async fn folder_counts(&self, agent: &Agent) -> Result<FolderCounts> {
-        let restricted = rules::effective_access(agent) == Access::Restricted;
-        let (unassigned, mine, others, snoozed, closed): (i64, i64, i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT \
-                 COUNT(*) FILTER (WHERE status = 'open' AND assignee_id IS NULL), \
-                 COUNT(*) FILTER (WHERE status = 'open' AND assignee_id = $1), \
-                 COUNT(*) FILTER (WHERE status = 'open' AND assignee_id IS NOT NULL AND assignee_id <> $1), \
-                 COUNT(*) FILTER (WHERE status = 'snoozed' AND (NOT $2 OR assignee_id IS NULL OR assignee_id = $1)), \
-                 COUNT(*) FILTER (WHERE status = 'closed') \
-                 FROM conversations",
-            )
-            .bind(agent.id.0)
-            .bind(restricted)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(FolderCounts {
-            unassigned,
-            mine,
-            others: (!restricted).then_some(others),
-            snoozed,
-            closed,
-        })
+    async fn conversation_counts(&self) -> Result<ConversationCounts> {
+        let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT status, assignee_id, COUNT(*) FROM conversations GROUP BY status, assignee_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for (status, assignee, n) in rows {
+            groups.push((parse::<Status>(&status)?, assignee.map(AgentId), n));
+        }
+        Ok(ConversationCounts { groups })
     }
 
     async fn visitor_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>> {
@@ -1857,21 +1868,8 @@ impl Store for PgStore {
         }
         let mut tx = self.begin().await?;
         let mut out = Vec::with_capacity(items.len());
-        for n in items {
-            let row = sqlx::query(&format!(
-                "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NOTIFICATION_COLUMNS}"
-            ))
-            .bind(n.agent_id.0)
-            .bind(n.kind.as_str())
-            .bind(n.conversation_id.0)
-            .bind(n.message_id.map(|m| m.0))
-            .bind(&n.preview)
-            .bind(us(n.now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            out.push(notification(&row)?);
+        for n in &items {
+            out.push(insert_notification(&mut tx, n).await?);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(out)

@@ -261,6 +261,7 @@ fn visitor_post(conv: &Conversation, client_id: &str, body: &str) -> NewMessage 
         mentions: vec![],
         reopen_policy: ReopenPolicy::Reopen,
         handoff_if_new: None,
+        notify: Default::default(),
         now: t0(),
     }
 }

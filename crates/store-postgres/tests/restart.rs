@@ -119,6 +119,7 @@ fn post(conv: &Conversation, client_id: &str) -> NewMessage {
         mentions: vec![],
         reopen_policy: ReopenPolicy::Reopen,
         handoff_if_new: None,
+        notify: Default::default(),
         now: Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap(),
     }
 }

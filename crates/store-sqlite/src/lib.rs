@@ -9,10 +9,13 @@
 //! savepoint so that one refused post does not undo the others. One fsync then covers many
 //! messages, and every caller still hears back only after its message is durable.
 
+mod conns;
 mod rows;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,12 +23,12 @@ use chrono::{DateTime, Utc};
 use confab_domain::rules::{self, AssigneeFilter, Refusal, VisitorMessageEffect};
 use confab_domain::*;
 use confab_store::*;
+use conns::{Conn, Conns};
 use rows::*;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Acquire, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -33,14 +36,24 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How many posts one group commit takes at most.
 const MAX_BATCH: usize = 512;
 
+/// Read connections: reads run on their own threads beside the writer.
+const READERS: usize = 4;
+
+/// Page cache per connection, as SQLite's `cache_size` pragma (negative: KiB).
+const WRITER_CACHE_KIB: &str = "-8192";
+const READER_CACHE_KIB: &str = "-2048";
+
 type PostReply = oneshot::Sender<Result<Posted>>;
 
 /// Confab's store on one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: Arc<Conns>,
+    write: Arc<Conns>,
     posts: mpsc::Sender<(NewMessage, PostReply)>,
+    /// Group commits that failed and were written again post by post (see
+    /// [`commit_batch`]); only the database's own errors should ever cause one.
+    batches_rewritten: Arc<AtomicU64>,
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -84,31 +97,37 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone())
-            .await
-            .map_err(db_err)?;
+            .pragma("temp_store", "memory");
+        // Each connection keeps its own page cache; nine of SQLite's default size were most
+        // of the server's memory on a busy day. The OS caches the file for all of them.
+        let write = Arc::new(
+            Conns::open(
+                &opts.clone().pragma("cache_size", WRITER_CACHE_KIB),
+                1,
+                Duration::from_secs(30),
+            )
+            .await?,
+        );
         MIGRATOR
-            .run(&write)
+            .run(&mut *write.get().await?)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.read_only(true))
-            .await
-            .map_err(db_err)?;
+        let read = Arc::new(
+            Conns::open(
+                &opts.read_only(true).pragma("cache_size", READER_CACHE_KIB),
+                READERS,
+                Duration::from_secs(10),
+            )
+            .await?,
+        );
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(group_commit(write.clone(), rx));
+        let batches_rewritten = Arc::new(AtomicU64::new(0));
+        tokio::spawn(group_commit(write.clone(), rx, batches_rewritten.clone()));
         Ok(Self {
             read,
             write,
             posts: tx,
+            batches_rewritten,
         })
     }
 
@@ -117,7 +136,22 @@ impl SqliteStore {
         Self::open(path).await.map(|_| ())
     }
 
-    /// Closes both pools, checkpointing the WAL.
+    /// How many group commits failed and were written again post by post.
+    pub fn batches_rewritten(&self) -> u64 {
+        self.batches_rewritten.load(Ordering::Relaxed)
+    }
+
+    /// A read connection (the file in WAL mode: reads never wait for the writer).
+    async fn reader(&self) -> Result<Conn<'_>> {
+        self.read.get().await
+    }
+
+    /// The one write connection.
+    async fn writer(&self) -> Result<Conn<'_>> {
+        self.write.get().await
+    }
+
+    /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
@@ -139,10 +173,14 @@ impl SqliteStore {
 }
 
 /// The group-commit loop: see the module documentation.
-async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<(NewMessage, PostReply)>) {
+async fn group_commit(
+    write: Arc<Conns>,
+    mut rx: mpsc::Receiver<(NewMessage, PostReply)>,
+    rewritten: Arc<AtomicU64>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = commit_batch(&pool, &batch).await;
+        let outcomes = commit_batch(&write, &batch, &rewritten).await;
         match outcomes {
             Ok(results) => {
                 for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -159,23 +197,66 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<(NewMessage, Post
     }
 }
 
+/// Writes a batch of posts in one transaction. A refused post wrote nothing (see
+/// [`post_in_tx`]) and just gets its refusal. Any other error may have left part of a post
+/// written: the whole batch is rolled back and its posts are written again, one
+/// transaction each, so that only the failing post fails.
 async fn commit_batch(
-    pool: &SqlitePool,
+    write: &Conns,
     batch: &[(NewMessage, PostReply)],
+    rewritten: &AtomicU64,
 ) -> Result<Vec<Result<Posted>>> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (new, _) in batch {
-        let mut sp = tx.begin().await.map_err(db_err)?;
-        match post_in_tx(&mut sp, new).await {
-            Ok(p) => {
-                sp.commit().await.map_err(db_err)?;
-                results.push(Ok(p));
+    let mut conn = write.get().await?;
+    match write_posts(&mut conn, batch.iter().map(|(new, _)| new)).await {
+        Ok(results) => Ok(results),
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
+            rewritten.fetch_add(1, Ordering::Relaxed);
+            let mut results = Vec::with_capacity(batch.len());
+            for (new, _) in batch {
+                results.push(match write_posts(&mut conn, std::iter::once(new)).await {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| {
+                        Err(StoreError::Internal("a batch of one gave no result".into()))
+                    }),
+                    Err(e) => Err(e),
+                });
             }
-            Err(e) => {
-                sp.rollback().await.map_err(db_err)?;
-                results.push(Err(e));
-            }
+            Ok(results)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn counts(rows: Vec<(String, Option<i64>, i64)>) -> Result<ConversationCounts> {
+    let mut groups = Vec::with_capacity(rows.len());
+    for (status, assignee, n) in rows {
+        groups.push((parse::<Status>(&status)?, assignee.map(AgentId), n));
+    }
+    Ok(ConversationCounts { groups })
+}
+
+/// Whether a post's error is one of its refusals, decided before it wrote anything.
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::IdempotencyConflict
+            | StoreError::Refused(_)
+    )
+}
+
+async fn write_posts<'a>(
+    conn: &mut SqliteConnection,
+    posts: impl Iterator<Item = &'a NewMessage>,
+) -> Result<Vec<Result<Posted>>> {
+    let mut tx = conn.begin().await.map_err(db_err)?;
+    let mut results = Vec::new();
+    for new in posts {
+        match post_in_tx(&mut tx, new).await {
+            // Dropping `tx` rolls the batch back.
+            Err(e) if !is_refusal(&e) => return Err(e),
+            r => results.push(r),
         }
     }
     tx.commit().await.map_err(db_err)?;
@@ -400,40 +481,90 @@ async fn fetch_message(conn: &mut SqliteConnection, id: i64) -> Result<Message> 
     message(&row)
 }
 
+/// A conversation's row and, in the same statement, the id of the message an author already
+/// sent with this client id (a retry), if any.
+async fn conversation_and_retry(
+    conn: &mut SqliteConnection,
+    id: ConversationId,
+    author_key: &str,
+    client_id: &str,
+) -> Result<(ConversationRow, Option<i64>)> {
+    let row = sqlx::query(&format!(
+        "SELECT {CONVERSATION_COLUMNS}, (SELECT m.id FROM messages m WHERE m.author_key = ? AND m.client_id = ?) \
+         AS retry_of FROM conversations c WHERE c.id = ?"
+    ))
+    .bind(author_key)
+    .bind(client_id)
+    .bind(id.0)
+    .fetch_one(&mut *conn)
+    .await
+    .not_found("conversation")?;
+    Ok((
+        conversation(&row)?,
+        row.try_get("retry_of").map_err(db_err)?,
+    ))
+}
+
+/// A post's attachment must belong to its conversation.
+async fn check_attachment(conn: &mut SqliteConnection, new: &NewMessage) -> Result<()> {
+    let Some(aid) = new.attachment_id else {
+        return Ok(());
+    };
+    let owner: Option<i64> =
+        sqlx::query_scalar("SELECT conversation_id FROM attachments WHERE id = ?")
+            .bind(aid.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if owner != Some(new.conversation_id.0) {
+        return Err(StoreError::NotFound("attachment"));
+    }
+    Ok(())
+}
+
+/// A retried post: the stored message, if it is the same one (else a conflict).
+async fn retried(conn: &mut SqliteConnection, new: &NewMessage, id: i64) -> Result<Posted> {
+    let message = fetch_message(conn, id).await?;
+    if message.body != new.body.as_str()
+        || message.kind != new.kind
+        || message.attachment.as_ref().map(|a| a.id) != new.attachment_id
+    {
+        return Err(StoreError::IdempotencyConflict);
+    }
+    let conversation = SqliteStore::conversation_row(conn, message.conversation_id)
+        .await?
+        .conversation;
+    Ok(Posted {
+        message,
+        created: false,
+        written: vec![],
+        conversation,
+        started_new: false,
+        assigned: false,
+        notifications: vec![],
+    })
+}
+
 /// One post, inside the group commit's transaction (see [`Store::post_message`]).
+///
+/// **Invariant:** every refusal (not found, conflict, a rule) is decided before the post
+/// writes anything, so a refused post leaves nothing behind and the batch needs no
+/// savepoint per post. Only the database's own errors can come after a write; the batch
+/// is then rolled back and written again post by post (see [`commit_batch`]).
 async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Posted> {
     let key = author_key(&new.author);
-    if let (Some(key), Some(cid)) = (&key, &new.client_id) {
-        let existing: Option<(i64, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, body, kind, attachment_id FROM messages WHERE author_key = ? AND client_id = ?",
-        )
-        .bind(key)
-        .bind(cid)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        if let Some((id, body, kind, attachment)) = existing {
-            if body != new.body.as_str()
-                || kind != new.kind.as_str()
-                || attachment != new.attachment_id.map(|a| a.0)
-            {
-                return Err(StoreError::IdempotencyConflict);
-            }
-            let message = fetch_message(conn, id).await?;
-            let conversation = SqliteStore::conversation_row(conn, message.conversation_id)
-                .await?
-                .conversation;
-            return Ok(Posted {
-                message,
-                created: false,
-                written: vec![],
-                conversation,
-                started_new: false,
-                assigned: false,
-            });
+    let (mut row, retry_of) = match (&key, &new.client_id) {
+        (Some(key), Some(cid)) => {
+            conversation_and_retry(conn, new.conversation_id, key, cid).await?
         }
+        _ => (
+            SqliteStore::conversation_row(conn, new.conversation_id).await?,
+            None,
+        ),
+    };
+    if let Some(id) = retry_of {
+        return retried(conn, new, id).await;
     }
-    let mut row = SqliteStore::conversation_row(conn, new.conversation_id).await?;
     let mut written = Vec::new();
     let mut started_new = false;
     let mut assigned = false;
@@ -445,6 +576,7 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
             if new.kind != MessageKind::Text {
                 return Err(Refusal::Forbidden.into());
             }
+            check_attachment(conn, new).await?;
             match rules::visitor_message_effect(&row.conversation, new.reopen_policy) {
                 VisitorMessageEffect::Post => {}
                 VisitorMessageEffect::Wake => {
@@ -487,6 +619,7 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
         }
         Author::Agent(agent) => {
             rules::check_agent_post(agent, &row.conversation, new.kind)?;
+            check_attachment(conn, new).await?;
             if let Some(to) = rules::reply_assigns(agent, &row.conversation, new.kind) {
                 row.conversation.assignee_id = Some(to);
                 let ev = rules::assignment_event(Some(agent), Some(agent));
@@ -503,20 +636,15 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
                 Some(agent.display_name.clone()),
             )
         }
-        Author::Bot { name } => (AuthorKind::Bot, None, Some(name.clone())),
-        Author::System => (AuthorKind::System, None, None),
-    };
-    if let Some(aid) = new.attachment_id {
-        let owner: Option<i64> =
-            sqlx::query_scalar("SELECT conversation_id FROM attachments WHERE id = ?")
-                .bind(aid.0)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        if owner != Some(new.conversation_id.0) {
-            return Err(StoreError::NotFound("attachment"));
+        Author::Bot { name } => {
+            check_attachment(conn, new).await?;
+            (AuthorKind::Bot, None, Some(name.clone()))
         }
-    }
+        Author::System => {
+            check_attachment(conn, new).await?;
+            (AuthorKind::System, None, None)
+        }
+    };
     let message = append(
         conn,
         &mut row,
@@ -536,6 +664,16 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
     )
     .await?;
     save(conn, &row).await?;
+    let mut notifications = Vec::new();
+    for n in NewNotification::for_message(
+        &row.conversation,
+        &message,
+        started_new,
+        &new.notify,
+        new.now,
+    ) {
+        notifications.push(insert_notification(conn, &n).await?);
+    }
     written.push(message.clone());
     Ok(Posted {
         message,
@@ -544,14 +682,35 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
         conversation: row.conversation,
         started_new,
         assigned,
+        notifications,
     })
+}
+
+async fn insert_notification(
+    conn: &mut SqliteConnection,
+    n: &NewNotification,
+) -> Result<Notification> {
+    let row = sqlx::query(
+        "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(n.agent_id.0)
+    .bind(n.kind.as_str())
+    .bind(n.conversation_id.0)
+    .bind(n.message_id.map(|m| m.0))
+    .bind(&n.preview)
+    .bind(us(n.now))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    notification(&row)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.read)
+            .execute(&mut *self.reader().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -559,7 +718,7 @@ impl Store for SqliteStore {
 
     async fn count_agents(&self) -> Result<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM agents")
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .map_err(db_err)
     }
@@ -576,7 +735,7 @@ impl Store for SqliteStore {
         .bind(n.role.as_str())
         .bind(n.access.as_str())
         .bind(us(n.now))
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .conflict("agent")?;
         agent(&row)
@@ -585,7 +744,7 @@ impl Store for SqliteStore {
     async fn agent(&self, id: AgentId) -> Result<Agent> {
         let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
             .bind(id.0)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .not_found("agent")?;
         agent(&row)
@@ -596,7 +755,7 @@ impl Store for SqliteStore {
             "SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = ?"
         ))
         .bind(email)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         row.map(|r| Ok((agent(&r)?, r.get("password_hash"))))
@@ -605,7 +764,7 @@ impl Store for SqliteStore {
 
     async fn list_agents(&self) -> Result<Vec<Agent>> {
         let rows = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(db_err)?;
         rows.iter().map(agent).collect()
@@ -632,7 +791,7 @@ impl Store for SqliteStore {
         .bind(p.notify_all_messages)
         .bind(p.deactivated)
         .bind(id.0)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .not_found("agent")?;
         agent(&row)
@@ -642,7 +801,7 @@ impl Store for SqliteStore {
         let r = sqlx::query("UPDATE agents SET password_hash = ? WHERE id = ?")
             .bind(hash)
             .bind(id.0)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         if r.rows_affected() == 0 {
@@ -658,7 +817,7 @@ impl Store for SqliteStore {
             .bind(&s.csrf_token)
             .bind(us(s.created_at))
             .bind(us(s.expires_at))
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -669,7 +828,7 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT agent_id, csrf_token, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
                 .bind(token_hash)
                 .bind(us(now))
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await
                 .map_err(db_err)?;
         Ok(row.map(|(a, c, e)| AgentSession {
@@ -682,7 +841,7 @@ impl Store for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -691,7 +850,7 @@ impl Store for SqliteStore {
     async fn delete_agent_sessions(&self, agent: AgentId) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE agent_id = ?")
             .bind(agent.0)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -709,7 +868,7 @@ impl Store for SqliteStore {
             .bind(name)
             .bind(token_hash)
             .bind(us(now))
-            .fetch_one(&self.write)
+            .fetch_one(&mut *self.writer().await?)
             .await
             .conflict("api token")?;
         Ok(ApiToken {
@@ -724,14 +883,15 @@ impl Store for SqliteStore {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT agent_id FROM api_tokens WHERE token_hash = ?")
                 .bind(token_hash)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await
                 .map_err(db_err)?;
         Ok(id.map(AgentId))
     }
 
     async fn create_team(&self, name: &str, members: &[AgentId]) -> Result<Team> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let id: i64 = sqlx::query_scalar("INSERT INTO teams (name) VALUES (?) RETURNING id")
             .bind(name)
             .fetch_one(&mut *tx)
@@ -744,7 +904,7 @@ impl Store for SqliteStore {
 
     async fn list_teams(&self) -> Result<Vec<Team>> {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM teams ORDER BY name")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(db_err)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -757,14 +917,14 @@ impl Store for SqliteStore {
     async fn team(&self, id: TeamId) -> Result<Team> {
         let name: String = sqlx::query_scalar("SELECT name FROM teams WHERE id = ?")
             .bind(id.0)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .not_found("team")?;
         let members: Vec<i64> = sqlx::query_scalar(
             "SELECT agent_id FROM team_members WHERE team_id = ? ORDER BY agent_id",
         )
         .bind(id.0)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         Ok(Team {
@@ -780,7 +940,8 @@ impl Store for SqliteStore {
         name: Option<&str>,
         members: Option<&[AgentId]>,
     ) -> Result<Team> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let r = sqlx::query("UPDATE teams SET name = COALESCE(?, name) WHERE id = ?")
             .bind(name)
             .bind(id.0)
@@ -800,7 +961,7 @@ impl Store for SqliteStore {
     async fn delete_team(&self, id: TeamId) -> Result<()> {
         let r = sqlx::query("DELETE FROM teams WHERE id = ?")
             .bind(id.0)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         if r.rows_affected() == 0 {
@@ -818,7 +979,7 @@ impl Store for SqliteStore {
         .bind(&n.identity_secret)
         .bind(serde_json::to_string(&n.settings).map_err(|e| StoreError::Internal(e.to_string()))?)
         .bind(us(n.now))
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .conflict("site")?;
         site(&row)
@@ -827,7 +988,7 @@ impl Store for SqliteStore {
     async fn site(&self, id: SiteId) -> Result<Site> {
         let row = sqlx::query("SELECT * FROM sites WHERE id = ?")
             .bind(id.0)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .not_found("site")?;
         site(&row)
@@ -836,7 +997,7 @@ impl Store for SqliteStore {
     async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {
         let row = sqlx::query("SELECT * FROM sites WHERE public_key = ?")
             .bind(key)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await
             .map_err(db_err)?;
         row.as_ref().map(site).transpose()
@@ -844,7 +1005,7 @@ impl Store for SqliteStore {
 
     async fn list_sites(&self) -> Result<Vec<Site>> {
         let rows = sqlx::query("SELECT * FROM sites ORDER BY id")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(db_err)?;
         rows.iter().map(site).collect()
@@ -866,7 +1027,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(settings)
         .bind(id.0)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .not_found("site")?;
         site(&row)
@@ -888,7 +1049,7 @@ impl Store for SqliteStore {
         .bind(&n.user_agent)
         .bind(&n.ip)
         .bind(us(n.now.unwrap_or_else(Utc::now)))
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .conflict("contact")?;
         contact(&row)
@@ -899,7 +1060,7 @@ impl Store for SqliteStore {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?"
         ))
         .bind(id.0)
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.reader().await?)
         .await
         .not_found("contact")?;
         contact(&row)
@@ -934,7 +1095,7 @@ impl Store for SqliteStore {
         .bind(p.consent.as_ref().map(|c| us(c.1)))
         .bind(tags)
         .bind(id.0)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .not_found("contact")
         .map_err(|e| match e {
@@ -954,7 +1115,7 @@ impl Store for SqliteStore {
         ))
         .bind(site.0)
         .bind(external_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         row.as_ref().map(contact).transpose()
@@ -966,7 +1127,7 @@ impl Store for SqliteStore {
         ))
         .bind(site.0)
         .bind(email)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         row.as_ref().map(contact).transpose()
@@ -976,7 +1137,8 @@ impl Store for SqliteStore {
         if from == into {
             return self.contact(into).await;
         }
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         for table in [
             "conversations",
             "visitor_sessions",
@@ -1020,7 +1182,7 @@ impl Store for SqliteStore {
             .bind(agent.0)
             .bind(body)
             .bind(us(now))
-            .fetch_one(&self.write)
+            .fetch_one(&mut *self.writer().await?)
             .await
             .map_err(|e| match db_err(e) {
                 StoreError::Internal(m) if m.contains("FOREIGN KEY") => StoreError::NotFound("contact"),
@@ -1039,7 +1201,7 @@ impl Store for SqliteStore {
         let rows: Vec<(i64, i64, String, i64)> =
             sqlx::query_as("SELECT id, agent_id, body, created_at FROM contact_notes WHERE contact_id = ? ORDER BY id")
                 .bind(contact.0)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err(db_err)?;
         Ok(rows
@@ -1061,7 +1223,7 @@ impl Store for SqliteStore {
             .bind(&v.title)
             .bind(&v.referrer)
             .bind(us(v.created_at))
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -1073,7 +1235,7 @@ impl Store for SqliteStore {
         )
         .bind(contact.0)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         Ok(rows
@@ -1103,7 +1265,7 @@ impl Store for SqliteStore {
             .bind(site.0)
             .bind(contact.0)
             .bind(us(now))
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .conflict("visitor session")?;
         Ok(())
@@ -1113,7 +1275,7 @@ impl Store for SqliteStore {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT site_id, contact_id FROM visitor_sessions WHERE token_hash = ?")
                 .bind(token_hash)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await
                 .map_err(db_err)?;
         Ok(row.map(|(s, c)| VisitorSession {
@@ -1126,14 +1288,15 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE visitor_sessions SET contact_id = ? WHERE token_hash = ?")
             .bind(contact.0)
             .bind(token_hash)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())
     }
 
     async fn start_conversation(&self, n: NewConversation) -> Result<Started> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let existing = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
              WHERE c.contact_id = ? AND c.site_id = ? AND c.channel = ? AND c.status <> 'closed'"
@@ -1170,7 +1333,7 @@ impl Store for SqliteStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
-        let mut conn = self.read.acquire().await.map_err(db_err)?;
+        let mut conn = self.reader().await?;
         Ok(Self::conversation_row(&mut conn, id).await?.conversation)
     }
 
@@ -1264,33 +1427,23 @@ impl Store for SqliteStore {
         }
         b.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ")
             .push_bind(q.limit.clamp(1, 200));
-        let rows = b.build().fetch_all(&self.read).await.map_err(db_err)?;
+        let rows = b
+            .build()
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(summary).collect()
     }
 
-    async fn folder_counts(&self, agent: &Agent) -> Result<FolderCounts> {
-        let restricted = rules::effective_access(agent) == Access::Restricted;
-        let row = sqlx::query(
-            "SELECT \
-             COALESCE(SUM(status = 'open' AND assignee_id IS NULL), 0) AS unassigned, \
-             COALESCE(SUM(status = 'open' AND assignee_id = ?1), 0) AS mine, \
-             COALESCE(SUM(status = 'open' AND assignee_id IS NOT NULL AND assignee_id <> ?1), 0) AS others, \
-             COALESCE(SUM(status = 'snoozed' AND (?2 = 0 OR assignee_id IS NULL OR assignee_id = ?1)), 0) AS snoozed, \
-             COALESCE(SUM(status = 'closed'), 0) AS closed \
-             FROM conversations",
+    async fn conversation_counts(&self) -> Result<ConversationCounts> {
+        // Answered from the `conversations_inbox` index alone.
+        let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT status, assignee_id, COUNT(*) FROM conversations GROUP BY status, assignee_id",
         )
-        .bind(agent.id.0)
-        .bind(restricted)
-        .fetch_one(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
-        Ok(FolderCounts {
-            unassigned: row.get("unassigned"),
-            mine: row.get("mine"),
-            others: (!restricted).then(|| row.get("others")),
-            snoozed: row.get("snoozed"),
-            closed: row.get("closed"),
-        })
+        counts(rows)
     }
 
     async fn visitor_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>> {
@@ -1298,7 +1451,7 @@ impl Store for SqliteStore {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.contact_id = ? ORDER BY c.id DESC"
         ))
         .bind(contact.0)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         rows.iter()
@@ -1323,7 +1476,8 @@ impl Store for SqliteStore {
         target: Option<&Agent>,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let mut row = Self::conversation_row(&mut tx, id).await?;
         if let Some(actor) = by {
             rules::check_assign(actor, &row.conversation, target)?;
@@ -1354,7 +1508,8 @@ impl Store for SqliteStore {
         change: StatusChange,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let mut row = Self::conversation_row(&mut tx, id).await?;
         let mut written = Vec::new();
         let c = &row.conversation;
@@ -1429,7 +1584,8 @@ impl Store for SqliteStore {
         comment: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let mut row = Self::conversation_row(&mut tx, id).await?;
         row.conversation.rating = Some(rating);
         row.conversation.rating_comment = comment.map(str::to_owned);
@@ -1452,7 +1608,8 @@ impl Store for SqliteStore {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Changed>> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let mut row = Self::conversation_row(&mut tx, id).await?;
         if !rules::wait_expired(&row.conversation) {
             return Ok(None);
@@ -1471,7 +1628,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_conversation(&self, id: ConversationId) -> Result<Vec<String>> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let paths: Vec<String> =
             sqlx::query_scalar("SELECT path FROM attachments WHERE conversation_id = ?")
                 .bind(id.0)
@@ -1515,7 +1673,7 @@ impl Store for SqliteStore {
         .bind(id.0)
         .bind(after)
         .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         rows.iter().map(message).collect()
@@ -1527,7 +1685,8 @@ impl Store for SqliteStore {
         agent: AgentId,
         seq: Seq,
     ) -> Result<Seq> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let last: i64 = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = ?")
             .bind(id.0)
             .fetch_one(&mut *tx)
@@ -1564,7 +1723,7 @@ impl Store for SqliteStore {
         )
         .bind(agent.0)
         .bind(id.0)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await
         .map_err(db_err)?;
         Ok(v.unwrap_or(0))
@@ -1577,7 +1736,7 @@ impl Store for SqliteStore {
         )
         .bind(visible_seq.max(0))
         .bind(id.0)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .not_found("conversation")?;
         Ok(v)
@@ -1587,7 +1746,8 @@ impl Store for SqliteStore {
         let mut tags = tags.to_vec();
         tags.sort();
         tags.dedup();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let r = sqlx::query("UPDATE conversations SET tags = ? WHERE id = ?")
             .bind(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
             .bind(id.0)
@@ -1626,7 +1786,7 @@ impl Store for SqliteStore {
         .bind(n.size)
         .bind(&n.path)
         .bind(us(n.now))
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .map_err(db_err)?;
         Ok(attachment(&row))
@@ -1635,7 +1795,7 @@ impl Store for SqliteStore {
     async fn attachment(&self, id: AttachmentId) -> Result<Attachment> {
         let row = sqlx::query("SELECT * FROM attachments WHERE id = ?")
             .bind(id.0)
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await
             .not_found("attachment")?;
         Ok(attachment(&row))
@@ -1645,23 +1805,11 @@ impl Store for SqliteStore {
         if items.is_empty() {
             return Ok(vec![]);
         }
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         let mut out = Vec::with_capacity(items.len());
-        for n in items {
-            let row = sqlx::query(
-                "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-            )
-            .bind(n.agent_id.0)
-            .bind(n.kind.as_str())
-            .bind(n.conversation_id.0)
-            .bind(n.message_id.map(|m| m.0))
-            .bind(&n.preview)
-            .bind(us(n.now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            out.push(notification(&row)?);
+        for n in &items {
+            out.push(insert_notification(&mut tx, n).await?);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(out)
@@ -1672,7 +1820,7 @@ impl Store for SqliteStore {
             sqlx::query("SELECT * FROM notifications WHERE agent_id = ? ORDER BY id DESC LIMIT ?")
                 .bind(agent.0)
                 .bind(limit.clamp(1, 500))
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err(db_err)?;
         rows.iter().map(notification).collect()
@@ -1684,7 +1832,8 @@ impl Store for SqliteStore {
         ids: &[NotificationId],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await.map_err(db_err)?;
         for id in ids {
             sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ? AND agent_id = ?")
                 .bind(us(now))
@@ -1704,7 +1853,7 @@ impl Store for SqliteStore {
         conversation: ConversationId,
         run_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut conn = self.write.acquire().await.map_err(db_err)?;
+        let mut conn = self.writer().await?;
         schedule(&mut conn, kind, conversation, run_at).await
     }
 
@@ -1723,7 +1872,7 @@ impl Store for SqliteStore {
         .bind(us(now))
         .bind(us(now))
         .bind(limit)
-        .fetch_all(&self.write)
+        .fetch_all(&mut *self.writer().await?)
         .await
         .map_err(db_err)?;
         rows.iter()
@@ -1741,7 +1890,7 @@ impl Store for SqliteStore {
     async fn complete_job(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM jobs WHERE id = ?")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db_err)?;
         Ok(())

@@ -25,7 +25,9 @@ macro_rules! conformance_tests {
             final_policy_starts_a_new_conversation, assignment_and_status_rules_inside_the_store,
             folder_counts_match_the_domain, listing_filters_and_search, delete_removes_everything,
             read_receipts_only_grow, jobs_are_claimed_once_and_leases_expire,
-            concurrent_posts_keep_order, notifications_roundtrip, attachments_belong_to_their_conversation
+            concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
+            notifications_roundtrip, posts_commit_their_notifications,
+            attachments_belong_to_their_conversation
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {$(
@@ -123,6 +125,7 @@ fn visitor_msg(conv: &Conversation, client_id: &str, body: &str) -> NewMessage {
         mentions: vec![],
         reopen_policy: ReopenPolicy::Reopen,
         handoff_if_new: online(),
+        notify: Default::default(),
         now: t0(),
     }
 }
@@ -1112,6 +1115,71 @@ pub async fn concurrent_posts_keep_order(s: Arc<dyn Store>) {
     );
 }
 
+/// Posts that arrive together (one group commit on SQLite): the refused ones leave nothing
+/// behind, even a refusal that comes after the post would have woken the conversation, and
+/// the others all land, gap-free.
+pub async fn refused_posts_among_many_leave_nothing_behind(s: Arc<dyn Store>) {
+    let (st, _, c) = fixture(&*s).await;
+    let a = agent(&*s, "a@example.com", Role::Agent, Access::Full, true).await;
+    let other = start(&*s, st.id, contact(&*s, st.id).await.id).await;
+    let foreign = s
+        .create_attachment(NewAttachment {
+            conversation_id: other.id,
+            filename: "a.txt".into(),
+            content_type: "text/plain".into(),
+            size: 1,
+            path: "p".into(),
+            now: t0(),
+        })
+        .await
+        .unwrap();
+    s.change_status(
+        c.id,
+        StatusChange::Snooze {
+            by: a,
+            until: t0() + Duration::hours(1),
+        },
+        t0(),
+    )
+    .await
+    .unwrap();
+    let before = s.messages(c.id, 0, 1000, false).await.unwrap().len();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        let mut m = visitor_msg(&c, &format!("r{i}"), &format!("m{i}"));
+        if i % 2 == 1 {
+            // Someone else's file: refused (404) after the wake it would have caused.
+            m.attachment_id = Some(foreign.id);
+            m.body = MessageBody::parse(&format!("m{i}"), true).unwrap();
+        }
+        tasks.push(tokio::spawn(async move { (i, s.post_message(m).await) }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match (i % 2, r) {
+            (0, Ok(p)) => assert!(p.created),
+            (1, Err(StoreError::NotFound("attachment"))) => {}
+            (_, r) => panic!("post {i}: unexpected {r:?}"),
+        }
+    }
+    let all = s.messages(c.id, 0, 1000, false).await.unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=all.len() as i64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    let woke = all.iter().filter(|m| m.event == Some(Event::Woke)).count();
+    assert_eq!(woke, 1, "one wake, from an accepted post");
+    assert_eq!(
+        all.len(),
+        before + 1 + 20,
+        "the wake and the 20 accepted posts"
+    );
+    assert!(all.iter().all(|m| m.attachment.is_none()));
+    assert_eq!(s.conversation(c.id).await.unwrap().status, Status::Open);
+}
+
 pub async fn notifications_roundtrip(s: Arc<dyn Store>) {
     let s = &*s;
     let (_, _, c) = fixture(s).await;
@@ -1135,6 +1203,62 @@ pub async fn notifications_roundtrip(s: Arc<dyn Store>) {
         s.notifications(a.id, 10).await.unwrap()[0].read_at,
         Some(t0())
     );
+}
+
+/// E3: a message's notifications are written with it, once: not on a retry, not when the
+/// post is refused.
+pub async fn posts_commit_their_notifications(s: Arc<dyn Store>) {
+    let s = &*s;
+    let (_, _, c) = fixture(s).await;
+    let mine = agent(s, "mine@example.com", Role::Agent, Access::Full, true).await;
+    let quiet = agent(s, "quiet@example.com", Role::Agent, Access::Full, true).await;
+    s.assign(c.id, None, Some(&mine), t0()).await.unwrap();
+    let team = Arc::new(vec![s.agent(mine.id).await.unwrap(), quiet.clone()]);
+    let post = |client_id: &str, body: &str| NewMessage {
+        notify: team.clone(),
+        ..visitor_msg(&c, client_id, body)
+    };
+    let p = s
+        .post_message(post("n1", "where is my order?"))
+        .await
+        .unwrap();
+    assert_eq!(p.notifications.len(), 1, "only the assignee hears of it");
+    let n = &p.notifications[0];
+    assert_eq!(
+        (n.agent_id, n.kind, n.message_id, n.preview.as_str()),
+        (
+            mine.id,
+            NotificationKind::NewMessageMine,
+            Some(p.message.id),
+            "where is my order?"
+        )
+    );
+    assert_eq!(s.notifications(mine.id, 10).await.unwrap(), p.notifications);
+    assert!(s.notifications(quiet.id, 10).await.unwrap().is_empty());
+    // A retry writes nothing more.
+    let retry = s
+        .post_message(post("n1", "where is my order?"))
+        .await
+        .unwrap();
+    assert!(!retry.created && retry.notifications.is_empty());
+    // A refused post (same id, other text) writes nothing either.
+    assert!(s.post_message(post("n1", "changed")).await.is_err());
+    assert_eq!(s.notifications(mine.id, 10).await.unwrap().len(), 1);
+    // An agent's own reply notifies no one.
+    let reply = s
+        .post_message(NewMessage {
+            notify: team.clone(),
+            ..agent_msg(
+                &c,
+                &s.agent(mine.id).await.unwrap(),
+                MessageKind::Text,
+                "r1",
+                "soon",
+            )
+        })
+        .await
+        .unwrap();
+    assert!(reply.notifications.is_empty());
 }
 
 pub async fn attachments_belong_to_their_conversation(s: Arc<dyn Store>) {

@@ -135,8 +135,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: &ConversationQuery,
     ) -> Result<Vec<ConversationSummary>>;
+    /// How many conversations there are per status and assignee: every agent's folder
+    /// counts at once (see [`ConversationCounts::for_agent`]).
+    async fn conversation_counts(&self) -> Result<ConversationCounts>;
     /// I2: counts of every folder the agent may see.
-    async fn folder_counts(&self, agent: &Agent) -> Result<FolderCounts>;
+    async fn folder_counts(&self, agent: &Agent) -> Result<FolderCounts> {
+        Ok(self.conversation_counts().await?.for_agent(agent))
+    }
     /// The visitor's conversations on a site, newest first.
     async fn visitor_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>>;
 

@@ -1,7 +1,9 @@
 //! What goes into and comes out of a [`crate::Store`].
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use confab_domain::rules::Handoff;
+use confab_domain::rules::{self, Handoff};
 use confab_domain::text::MessageBody;
 use confab_domain::*;
 use serde::{Deserialize, Serialize};
@@ -199,6 +201,34 @@ pub struct FolderCounts {
     pub closed: i64,
 }
 
+/// Conversations counted per status and assignee.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationCounts {
+    pub groups: Vec<(Status, Option<AgentId>, i64)>,
+}
+
+impl ConversationCounts {
+    /// I2: the counts of the folders `agent` sees. A restricted agent has no Others'
+    /// folder and sees only the unassigned and their own snoozed conversations.
+    pub fn for_agent(&self, agent: &Agent) -> FolderCounts {
+        let restricted = rules::effective_access(agent) == Access::Restricted;
+        let mut c = FolderCounts::default();
+        let mut others = 0;
+        for &(status, assignee, n) in &self.groups {
+            match (status, assignee) {
+                (Status::Open, None) => c.unassigned += n,
+                (Status::Open, Some(a)) if a == agent.id => c.mine += n,
+                (Status::Open, Some(_)) => others += n,
+                (Status::Snoozed, Some(a)) if restricted && a != agent.id => {}
+                (Status::Snoozed, _) => c.snoozed += n,
+                (Status::Closed, _) => c.closed += n,
+            }
+        }
+        c.others = (!restricted).then_some(others);
+        c
+    }
+}
+
 /// Who writes a message.
 #[derive(Debug, Clone)]
 pub enum Author {
@@ -229,6 +259,10 @@ pub struct NewMessage {
     /// W4: what starting a new conversation does, for a visitor writing to a closed
     /// conversation under the `final` policy.
     pub handoff_if_new: Option<Handoff>,
+    /// E3: the team, to decide who hears of this message. The store writes the
+    /// notifications in the message's own transaction (one commit, one fsync, and never
+    /// a message without its notifications or the other way round).
+    pub notify: Arc<Vec<Agent>>,
     pub now: DateTime<Utc>,
 }
 
@@ -247,6 +281,8 @@ pub struct Posted {
     pub started_new: bool,
     /// Set when the message assigned the conversation (I3 reply-assigns).
     pub assigned: bool,
+    /// E3: the notifications the message caused, committed with it. Empty on a retry.
+    pub notifications: Vec<Notification>,
 }
 
 #[derive(Debug, Clone)]
@@ -293,6 +329,43 @@ pub struct NewNotification {
     pub message_id: Option<MessageId>,
     pub preview: String,
     pub now: DateTime<Utc>,
+}
+
+/// How much of a message a notification shows.
+const PREVIEW_CHARS: usize = 140;
+
+/// A notification's preview of `text`.
+pub fn notification_preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
+impl NewNotification {
+    /// E3: the notifications a new message causes in `conv` (the conversation after it),
+    /// `started_new` when it also started that conversation (I4 `final`).
+    pub fn for_message(
+        conv: &Conversation,
+        msg: &Message,
+        started_new: bool,
+        agents: &[Agent],
+        now: DateTime<Utc>,
+    ) -> Vec<NewNotification> {
+        let mut items = rules::message_notifications(conv, msg, agents);
+        if started_new {
+            items.extend(rules::new_conversation_notifications(conv, agents));
+        }
+        let preview = notification_preview(&msg.body);
+        items
+            .into_iter()
+            .map(|(agent_id, kind)| NewNotification {
+                agent_id,
+                kind,
+                conversation_id: conv.id,
+                message_id: Some(msg.id),
+                preview: preview.clone(),
+                now,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

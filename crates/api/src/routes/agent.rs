@@ -1026,5 +1026,6 @@ async fn update_site(
         .store
         .update_site(id, name.as_deref(), settings.as_ref())
         .await?;
+    state.site_changed(id);
     Ok(Json(site_view(&state, &headers, site, true)))
 }
