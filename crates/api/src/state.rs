@@ -74,6 +74,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     agents: RwLock<Option<(Instant, Arc<Vec<Agent>>)>>,
     sites: Mutex<HashMap<SiteId, (Instant, Site)>>,
+    /// Site keys seen lately, to their sites' ids.
+    site_keys: Mutex<HashMap<String, (Instant, SiteId)>>,
     /// Every agent's folder counts, from one count of the conversations, and when that
     /// count began (see [`App::folder_counts_after`]).
     counts: tokio::sync::Mutex<Option<(Instant, ConversationCounts)>>,
@@ -172,6 +174,7 @@ impl AppBuilder {
             shutdown: CancellationToken::new(),
             agents: RwLock::new(None),
             sites: Mutex::new(HashMap::new()),
+            site_keys: Mutex::new(HashMap::new()),
             counts: tokio::sync::Mutex::new(None),
         }))
     }
@@ -243,9 +246,42 @@ impl App {
         Ok(site)
     }
 
+    /// The site with this public key, cached like [`App::site`]: every widget load and
+    /// socket opens with it. Unknown keys are not remembered.
+    pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>, confab_store::StoreError> {
+        let known = self
+            .site_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, id)| *id);
+        if let Some(id) = known {
+            match self.site(id).await {
+                Ok(site) if site.public_key == key => return Ok(Some(site)),
+                Ok(_) | Err(confab_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let site = self.store.site_by_key(key).await?;
+        if let Some(site) = &site {
+            let now = Instant::now();
+            let mut keys = self.site_keys.lock().unwrap_or_else(|e| e.into_inner());
+            // Keys of sites gone or changed would otherwise stay for good.
+            keys.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            keys.insert(key.to_owned(), (now, site.id));
+            self.sites_lock().insert(site.id, (now, site.clone()));
+        }
+        Ok(site)
+    }
+
     /// Forget a cached site after a change to it.
     pub fn site_changed(&self, id: SiteId) {
         self.sites_lock().remove(&id);
+        self.site_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, site)| *site != id);
     }
 
     fn sites_lock(&self) -> std::sync::MutexGuard<'_, HashMap<SiteId, (Instant, Site)>> {

@@ -35,7 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 async fn site_for_key(state: &AppState, headers: &HeaderMap, key: &str) -> ApiResult<Site> {
     let site = state
-        .store
         .site_by_key(key)
         .await?
         .ok_or_else(|| ApiError::not_found("site"))?;
