@@ -11,6 +11,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Default)]
@@ -54,6 +55,11 @@ pub async fn run(listen: &str) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let convs: Convs = Arc::default();
+    // The same socket buffers as Confab's visitor socket, so the memory ceiling compares
+    // like with like (the library's default read buffer alone is 128 KiB per socket).
+    let config = WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(4 * 1024);
     let mut next_id = 0u64;
     loop {
         let (stream, _) = listener.accept().await?;
@@ -62,7 +68,8 @@ pub async fn run(listen: &str) -> anyhow::Result<()> {
         let convs = convs.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+            if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            {
                 conn(id, ws, convs).await;
             }
         });

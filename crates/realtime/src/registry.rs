@@ -1,11 +1,11 @@
 //! The registry of open sockets and the topics they listen to.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use confab_domain::{AgentId, ContactId, ConversationId};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Routed;
@@ -24,11 +24,22 @@ pub enum Topic {
 }
 
 struct Shared<E> {
-    tx: mpsc::Sender<Arc<E>>,
+    /// Events the socket's loop has not taken yet, at most the registry's capacity. A plain
+    /// queue, not a tokio channel: a channel allocates about 800 bytes up front (its state
+    /// and a first block of 32 slots), and most sockets sit idle with nothing queued.
+    queue: Mutex<VecDeque<Arc<E>>>,
     lagged: AtomicBool,
+    /// Wakes the loop for a queued event or a lag.
     wake: Notify,
     closed: CancellationToken,
     session: Option<String>,
+}
+
+impl<E> Shared<E> {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Arc<E>>> {
+        // A panic while holding the lock leaves a plain queue behind: still consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct Entry<E> {
@@ -68,10 +79,9 @@ impl<E: Routed> Registry<E> {
 
     /// Opens a socket's slot. `session` lets a logout close the socket.
     pub fn connect(self: &Arc<Self>, session: Option<String>) -> Connection<E> {
-        let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
-            tx,
+            queue: Mutex::new(VecDeque::new()),
             lagged: AtomicBool::new(false),
             wake: Notify::new(),
             closed: CancellationToken::new(),
@@ -86,7 +96,6 @@ impl<E: Routed> Registry<E> {
         );
         Connection {
             id,
-            rx,
             shared,
             registry: self.clone(),
         }
@@ -112,11 +121,15 @@ impl<E: Routed> Registry<E> {
                 if s.lagged.load(Ordering::Relaxed) {
                     continue;
                 }
-                if s.tx.try_send(event.clone()).is_err() {
-                    // Full (or closing): never drop silently; the loop will resync.
+                let mut queue = s.queue();
+                if queue.len() < self.capacity {
+                    queue.push_back(event.clone());
+                } else {
+                    // Full: never drop silently; the loop will resync.
                     s.lagged.store(true, Ordering::Relaxed);
-                    s.wake.notify_one();
                 }
+                drop(queue);
+                s.wake.notify_one();
             }
         }
     }
@@ -195,7 +208,6 @@ pub enum Recv<E> {
 /// One socket's slot in the registry; unregisters itself when dropped.
 pub struct Connection<E: Routed> {
     id: u64,
-    rx: mpsc::Receiver<Arc<E>>,
     shared: Arc<Shared<E>>,
     registry: Arc<Registry<E>>,
 }
@@ -216,16 +228,16 @@ impl<E: Routed> Connection<E> {
             if self.shared.closed.is_cancelled() {
                 return Recv::Closed;
             }
-            match self.rx.try_recv() {
-                Ok(e) => return Recv::Event(e),
-                Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
-                Err(mpsc::error::TryRecvError::Empty) => {}
+            let next = self.shared.queue().pop_front();
+            if let Some(e) = next {
+                return Recv::Event(e);
             }
             if self.shared.lagged.swap(false, Ordering::Relaxed) {
                 return Recv::Lagged;
             }
+            // A wake-up sent since the checks above is kept by `Notify` as a permit, so
+            // none is missed.
             tokio::select! {
-                e = self.rx.recv() => return e.map_or(Recv::Closed, Recv::Event),
                 _ = self.shared.wake.notified() => {}
                 _ = self.shared.closed.cancelled() => return Recv::Closed,
             }
@@ -272,7 +284,7 @@ mod tests {
         assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 1));
         assert!(matches!(b.recv().await, Recv::Event(e) if e.0 == 2));
         assert!(
-            a.rx.try_recv().is_err(),
+            a.shared.queue().is_empty(),
             "no duplicate for two matching topics"
         );
     }

@@ -14,7 +14,10 @@ use confab_realtime::{Connection, Recv, Topic};
 use futures::{Sink, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{classify, close, frame_error, send_close, send_json, Incoming, MAX_FRAME};
+use super::{
+    classify, close, frame_error, lanes, send_close, send_json, Incoming, Replies, ReplyTx,
+    MAX_FRAME,
+};
 use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{HubEvent, Typist};
@@ -64,7 +67,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
             if let Ok(v) = format!("Bearer {token}").parse() {
                 headers.insert(axum::http::header::AUTHORIZATION, v);
             }
-            match auth::authenticate_agent(&state, &headers, &Method::GET).await {
+            match Box::pin(auth::authenticate_agent(&state, &headers, &Method::GET)).await {
                 Ok(a) => a,
                 Err(_) => {
                     return send_close(&mut tx, close::UNAUTHENTICATED, "unknown token").await
@@ -82,19 +85,16 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
     if state.presence.connect(me.agent.id, me.agent.available) {
         crate::cluster::presence_changed(&state, &me.agent);
     }
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<AgentServerFrame>();
-    let sends = spawn_sender(state.clone(), me.agent.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
         me: me.agent,
         viewing: HashMap::new(),
         reads: HashMap::new(),
-        counts_dirty: false,
-        sends,
-        out_tx,
-        out_rx,
+        counts_dirty: None,
+        sends: None,
+        replies: Replies::default(),
     };
-    let ok = match state.store.folder_counts(&s.me).await {
+    let ok = match Box::pin(state.store.folder_counts(&s.me)).await {
         Ok(counts) => {
             send_json(
                 &mut tx,
@@ -126,36 +126,43 @@ struct Session {
     viewing: HashMap<ConversationId, Seq>,
     /// This agent's read position per conversation, for list rows' unread markers.
     reads: HashMap<ConversationId, Seq>,
-    counts_dirty: bool,
-    /// This socket's sends, committed one after another in the order they came.
-    sends: mpsc::Sender<(ConversationId, AgentSendRequest)>,
-    out_tx: mpsc::UnboundedSender<AgentServerFrame>,
-    out_rx: mpsc::UnboundedReceiver<AgentServerFrame>,
+    /// Set when a change may have moved the folder counts: when this socket heard of it.
+    counts_dirty: Option<Instant>,
+    /// This socket's sends, committed one after another in the order they came. The worker
+    /// starts with the first send.
+    sends: Option<mpsc::Sender<Send>>,
+    /// Acks and errors from the send worker and read tasks.
+    replies: Replies<AgentServerFrame>,
 }
 
-/// One worker per socket commits its sends in order (see the visitor socket).
-fn spawn_sender(
-    state: AppState,
-    me: Agent,
-    out: mpsc::UnboundedSender<AgentServerFrame>,
-) -> mpsc::Sender<(ConversationId, AgentSendRequest)> {
-    let (tx, mut rx) = mpsc::channel::<(ConversationId, AgentSendRequest)>(256);
-    tokio::spawn(async move {
-        let mut me = me;
-        while let Some((conversation_id, req)) = rx.recv().await {
-            // Availability may have changed since the socket opened (I1, I3).
-            if let Ok(fresh) = state.store.agent(me.id).await {
-                me = fresh;
+/// A send from the agent's socket.
+struct Send(ConversationId, AgentSendRequest);
+
+impl lanes::Laned for Send {
+    fn lane(&self) -> ConversationId {
+        self.0
+    }
+}
+
+/// Starts the socket's send lanes (see [`lanes`]): one agent answering many conversations
+/// is not held up by each commit in turn. Each send re-reads the agent, so a change of
+/// role or access applies to the very next message.
+fn spawn_sender(state: AppState, me: Agent, out: ReplyTx<AgentServerFrame>) -> mpsc::Sender<Send> {
+    lanes::spawn(
+        move |Send(conversation_id, req)| {
+            let (state, me) = (state.clone(), me.clone());
+            async move {
+                let me = state.store.agent(me.id).await.unwrap_or(me);
+                let client_id = req.client_id.clone();
+                let frame = match service::agent_send(&state, &me, conversation_id, req).await {
+                    Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
+                    Err(e) => error_frame(e, Some(client_id)),
+                };
+                Box::new(frame)
             }
-            let client_id = req.client_id.clone();
-            let frame = match service::agent_send(&state, &me, conversation_id, req).await {
-                Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
-                Err(e) => error_frame(e, Some(client_id)),
-            };
-            let _ = out.send(frame);
-        }
-    });
-    tx
+        },
+        out,
+    )
 }
 
 type Rx = futures::stream::SplitStream<WebSocket>;
@@ -168,7 +175,6 @@ impl Session {
         conn: &mut Connection<HubEvent>,
     ) {
         let state = self.state.clone();
-        let out_tx = self.out_tx.clone();
         let mut heartbeat = tokio::time::interval(state.settings.heartbeat);
         heartbeat.tick().await;
         let mut counts_tick = tokio::time::interval(Duration::from_millis(250));
@@ -178,21 +184,23 @@ impl Session {
                 frame = rx.next() => match classify(frame) {
                     Incoming::Text(t) => {
                         last_seen = Instant::now();
-                        if !self.on_frame(tx, conn, &out_tx, &t).await { return; }
+                        // Boxed, like the other handlers: an idle socket's task should not keep
+                        // room for the database futures they hold while they run.
+                        if !Box::pin(self.on_frame(tx, conn, &t)).await { return; }
                     }
                     Incoming::Alive => last_seen = Instant::now(),
                     Incoming::Violation => return send_close(tx, close::POLICY, "text frames up to 64 KiB").await,
                     Incoming::Closed => return,
                 },
-                Some(out) = self.out_rx.recv() => if !send_json(tx, &out).await { return },
+                Some(out) = self.replies.recv() => if !send_json(tx, &out).await { return },
                 ev = conn.recv() => match ev {
-                    Recv::Event(e) => if !self.on_event(tx, conn, &e).await { return },
+                    Recv::Event(e) => if !Box::pin(self.on_event(tx, conn, &e)).await { return },
                     Recv::Lagged => if !send_json(tx, &AgentServerFrame::Resync).await { return },
                     Recv::Closed => return send_close(tx, close::UNAUTHENTICATED, "session ended").await,
                 },
-                _ = counts_tick.tick(), if self.counts_dirty => {
-                    self.counts_dirty = false;
-                    if let Ok(counts) = state.store.folder_counts(&self.me).await {
+                _ = counts_tick.tick(), if self.counts_dirty.is_some() => {
+                    let after = self.counts_dirty.take().unwrap_or_else(Instant::now);
+                    if let Ok(counts) = Box::pin(state.folder_counts_after(&self.me, after)).await {
                         if !send_json(tx, &AgentServerFrame::Counts { counts }).await { return; }
                     }
                 }
@@ -296,7 +304,7 @@ impl Session {
                     if !could_see {
                         return true;
                     }
-                    self.counts_dirty = true;
+                    self.counts_dirty = Some(Instant::now());
                     self.leave(conn, id);
                     return send_json(
                         tx,
@@ -306,7 +314,7 @@ impl Session {
                     )
                     .await;
                 }
-                self.counts_dirty = true;
+                self.counts_dirty = Some(Instant::now());
                 let my_read = match self.reads.get(&id) {
                     Some(r) => *r,
                     None => {
@@ -333,7 +341,7 @@ impl Session {
                 {
                     return true;
                 }
-                self.counts_dirty = true;
+                self.counts_dirty = Some(Instant::now());
                 self.leave(conn, *conversation_id);
                 send_json(
                     tx,
@@ -449,7 +457,7 @@ impl Session {
                     Ok(a) if !a.deactivated => {
                         self.state.presence.set_available(a.id, a.available);
                         self.me = a;
-                        self.counts_dirty = true;
+                        self.counts_dirty = Some(Instant::now());
                         // Access may have narrowed: drop what this agent may no longer see.
                         for id in self.viewing.keys().copied().collect::<Vec<_>>() {
                             if service::agent_conversation(&self.state, &self.me, id)
@@ -485,7 +493,6 @@ impl Session {
         &mut self,
         tx: &mut S,
         conn: &Connection<HubEvent>,
-        out: &mpsc::UnboundedSender<AgentServerFrame>,
         text: &str,
     ) -> bool {
         let frame = match serde_json::from_str::<AgentClientFrame>(text) {
@@ -557,7 +564,10 @@ impl Session {
                     mentions,
                     attachment_id,
                 };
-                self.sends.send((conversation_id, req)).await.is_ok()
+                let sends = self.sends.get_or_insert_with(|| {
+                    spawn_sender(self.state.clone(), self.me.clone(), self.replies.sender())
+                });
+                sends.send(Send(conversation_id, req)).await.is_ok()
             }
             AgentClientFrame::Typing {
                 conversation_id,
@@ -586,10 +596,10 @@ impl Session {
                 conversation_id,
                 seq,
             } => {
-                let (state, me, out) = (self.state.clone(), self.me.clone(), out.clone());
+                let (state, me, out) = (self.state.clone(), self.me.clone(), self.replies.sender());
                 tokio::spawn(async move {
                     if let Err(e) = service::agent_read(&state, &me, conversation_id, seq).await {
-                        let _ = out.send(error_frame(e, None));
+                        let _ = out.send(Box::new(error_frame(e, None)));
                     }
                 });
                 true

@@ -7,11 +7,14 @@
 //! in order, whatever the bus does.
 
 pub mod agent;
+mod lanes;
 pub mod visitor;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
+use axum::http::{HeaderMap, HeaderValue};
 use futures::{Sink, SinkExt};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 /// Frames larger than this are a protocol violation.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -51,6 +54,60 @@ where
             reason: Utf8Bytes::from_static(reason),
         })))
         .await;
+}
+
+/// A copy of the request's headers that owns its bytes, for checks made after the upgrade.
+/// The request's values are slices of hyper's read buffer for the connection (about
+/// 16 KiB), which would otherwise stay allocated for as long as the copy lives.
+pub fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            // Cannot fail: hyper accepts the same bytes in a value as `HeaderValue` does.
+            let mut copy = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            copy.set_sensitive(value.is_sensitive());
+            Some((name.clone(), copy))
+        })
+        .collect()
+}
+
+/// Frames that work done off the socket loop (committed sends, failed reads) hands back to
+/// the loop to send.
+///
+/// The channel is made on first use: most sockets never send, and a tokio channel allocates
+/// a block of 32 slots as soon as it exists. Frames are boxed so that block holds pointers
+/// rather than frames of a few hundred bytes each (about 10 KiB per socket otherwise).
+pub struct Replies<F> {
+    chan: Option<(ReplyTx<F>, mpsc::UnboundedReceiver<Box<F>>)>,
+}
+
+/// Where a task sends the frames it hands back; see [`Replies`].
+pub type ReplyTx<F> = mpsc::UnboundedSender<Box<F>>;
+
+impl<F> Default for Replies<F> {
+    fn default() -> Self {
+        Self { chan: None }
+    }
+}
+
+impl<F> Replies<F> {
+    /// A sender for a task that will reply. Unbounded, so the task never waits on the loop
+    /// (see the visitor socket's `spawn_sender`).
+    pub fn sender(&mut self) -> ReplyTx<F> {
+        self.chan
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone()
+    }
+
+    /// The next reply; pending until a sender has been asked for. Never `None` while `self`
+    /// lives, since it keeps a sender.
+    pub async fn recv(&mut self) -> Option<Box<F>> {
+        match &mut self.chan {
+            Some((_, rx)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// What to do with the next client frame's text.

@@ -1,6 +1,7 @@
 //! The visitor socket (`/api/v1/widget/ws`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -8,12 +9,16 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use confab_domain::*;
-use confab_realtime::{Recv, Topic};
+use confab_realtime::{Connection, Recv, Topic};
+use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{classify, close, frame_error, send_close, send_json, Incoming, MAX_FRAME};
+use super::{
+    classify, close, frame_error, lanes, owned_headers, send_close, send_json, Incoming, Replies,
+    ReplyTx, MAX_FRAME,
+};
 use crate::auth::{self, CurrentVisitor};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{HubEvent, Typist};
@@ -35,46 +40,63 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let site = state
-        .store
         .site_by_key(&q.site_key)
         .await?
         .ok_or_else(|| ApiError::not_found("site"))?;
     auth::check_site_origin(&state, &headers, &site)?;
+    // The hello checks the origin again; it needs the headers until then, not their buffer.
+    let headers = owned_headers(&headers);
     Ok(ws
         .max_frame_size(MAX_FRAME)
         // The library's defaults (128 KiB read buffer per socket) dominate the memory of
-        // many idle sockets; frames are small.
-        .read_buffer_size(4 * 1024)
+        // many idle sockets. Visitors' frames are small: 1 KiB holds most in one read, and
+        // the buffer grows for a larger one, which then takes a few reads.
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(state, site, headers, socket))
+        .on_upgrade(move |socket| {
+            // Split here rather than in `run`, whose future would otherwise keep room for
+            // the whole `WebSocket` for as long as the socket is open.
+            let (tx, rx) = socket.split();
+            run(state, site.id, headers, tx, rx)
+        })
         .into_response())
 }
 
-async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket) {
-    let (mut tx, mut rx) = socket.split();
+/// Why a socket did not open: the close code and reason.
+type Refused = (u16, &'static str);
+
+/// Waits for the hello, authenticates its token and subscribes the socket to the visitor's
+/// conversations on this site, from where the client says it is.
+///
+/// Takes the request's headers so that they are gone once the socket is open.
+async fn open(
+    state: &AppState,
+    site_id: SiteId,
+    headers: HeaderMap,
+    rx: &mut SplitStream<WebSocket>,
+) -> Result<(Session, Connection<HubEvent>), Refused> {
     let hello = tokio::time::timeout(Duration::from_secs(10), rx.next()).await;
     let (token, resume) = match hello.map(classify) {
         Ok(Incoming::Text(t)) => match serde_json::from_str::<VisitorClientFrame>(&t) {
             Ok(VisitorClientFrame::Hello { token, resume }) => (token, resume),
-            _ => return send_close(&mut tx, close::UNAUTHENTICATED, "hello first").await,
+            _ => return Err((close::UNAUTHENTICATED, "hello first")),
         },
-        Err(_) => return send_close(&mut tx, close::NO_HELLO, "no hello").await,
-        Ok(_) => return send_close(&mut tx, close::POLICY, "hello first").await,
+        Err(_) => return Err((close::NO_HELLO, "no hello")),
+        Ok(_) => return Err((close::POLICY, "hello first")),
     };
-    let visitor = match auth::authenticate_visitor(&state, &headers, &token).await {
-        Ok(v) if v.site.id == site.id => v,
-        _ => return send_close(&mut tx, close::UNAUTHENTICATED, "unknown visitor").await,
+    let visitor = match auth::authenticate_visitor(state, &headers, &token).await {
+        Ok(v) if v.site.id == site_id => v,
+        _ => return Err((close::UNAUTHENTICATED, "unknown visitor")),
     };
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<VisitorServerFrame>();
-    let sends = spawn_sender(state.clone(), visitor.clone(), out_tx.clone());
     let mut s = Session {
         state: state.clone(),
-        visitor,
+        visitor: Arc::new(visitor),
         last: HashMap::new(),
-        sends,
+        sends: None,
+        replies: Replies::default(),
     };
-    let mut conn = state.registry.connect(Some(s.visitor.token_hash.clone()));
+    let conn = state.registry.connect(Some(s.visitor.token_hash.clone()));
     conn.subscribe(Topic::Visitor(s.visitor.session.contact_id));
     let convs = match state
         .store
@@ -84,10 +106,10 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "visitor socket could not load conversations");
-            return send_close(&mut tx, close::GOING_AWAY, "try again").await;
+            return Err((close::GOING_AWAY, "try again"));
         }
     };
-    for c in convs.iter().filter(|c| c.site_id == site.id) {
+    for c in convs.iter().filter(|c| c.site_id == site_id) {
         conn.subscribe(Topic::Conversation(c.id));
         let after = resume
             .get(&c.id.to_string())
@@ -96,6 +118,22 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
             .clamp(0, c.last_visible_seq);
         s.last.insert(c.id, after);
     }
+    Ok((s, conn))
+}
+
+async fn run(
+    state: AppState,
+    site_id: SiteId,
+    headers: HeaderMap,
+    mut tx: SplitSink<WebSocket, WsMessage>,
+    mut rx: SplitStream<WebSocket>,
+) {
+    // The opening and the handlers below are boxed: an idle socket's task waits in the loop
+    // and should not keep room for the database futures they hold while they run.
+    let (mut s, mut conn) = match Box::pin(open(&state, site_id, headers, &mut rx)).await {
+        Ok(opened) => opened,
+        Err((code, reason)) => return send_close(&mut tx, code, reason).await,
+    };
     if !send_json(
         &mut tx,
         &VisitorServerFrame::Ready {
@@ -108,7 +146,7 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
     }
     let ids: Vec<ConversationId> = s.last.keys().copied().collect();
     for id in ids {
-        if !s.catch_up(&mut tx, id).await {
+        if !Box::pin(s.catch_up(&mut tx, id)).await {
             return;
         }
     }
@@ -121,15 +159,15 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
             frame = rx.next() => match classify(frame) {
                 Incoming::Text(t) => {
                     last_seen = Instant::now();
-                    if !s.on_frame(&mut tx, &conn, &out_tx, &t).await { break; }
+                    if !Box::pin(s.on_frame(&mut tx, &conn, &t)).await { break; }
                 }
                 Incoming::Alive => last_seen = Instant::now(),
                 Incoming::Violation => { send_close(&mut tx, close::POLICY, "text frames up to 64 KiB").await; break; }
                 Incoming::Closed => break,
             },
-            Some(out) = out_rx.recv() => if !send_json(&mut tx, &out).await { break },
+            Some(out) = s.replies.recv() => if !send_json(&mut tx, &out).await { break },
             ev = conn.recv() => match ev {
-                Recv::Event(e) => if !s.on_event(&mut tx, &conn, &e).await { break },
+                Recv::Event(e) => if !Box::pin(s.on_event(&mut tx, &conn, &e)).await { break },
                 Recv::Lagged => if !send_json(&mut tx, &VisitorServerFrame::Resync).await { break },
                 Recv::Closed => { send_close(&mut tx, close::UNAUTHENTICATED, "session ended").await; break; }
             },
@@ -144,11 +182,15 @@ async fn run(state: AppState, site: Site, headers: HeaderMap, socket: WebSocket)
 
 struct Session {
     state: AppState,
-    visitor: CurrentVisitor,
+    /// Shared with the send worker and read tasks rather than copied into each.
+    visitor: Arc<CurrentVisitor>,
     /// Per subscribed conversation, the last visible seq sent.
     last: HashMap<ConversationId, Seq>,
-    /// This socket's sends, committed one after another in the order they came.
-    sends: mpsc::Sender<Send>,
+    /// This socket's sends (one lane per conversation, see [`lanes`]). The lanes start
+    /// with the first send: most visitor sockets never send.
+    sends: Option<mpsc::Sender<Send>>,
+    /// Acks and errors from the send worker and read tasks.
+    replies: Replies<VisitorServerFrame>,
 }
 
 struct Send {
@@ -158,40 +200,44 @@ struct Send {
     attachment_id: Option<AttachmentId>,
 }
 
-/// One worker per socket commits its sends in order, so several messages in a row keep
-/// their order (W6), while the socket loop goes on delivering events. Acks go back on an
-/// unbounded channel: it holds at most one ack per queued send (256), and a bounded one
-/// deadlocked the loop (waiting to queue a send) against the worker (waiting to queue an
-/// ack only that loop drains).
+impl lanes::Laned for Send {
+    fn lane(&self) -> ConversationId {
+        self.conversation_id
+    }
+}
+
+/// Starts the socket's send lanes (see [`lanes`]): the socket loop goes on delivering
+/// events while sends commit.
 fn spawn_sender(
     state: AppState,
-    visitor: CurrentVisitor,
-    out: mpsc::UnboundedSender<VisitorServerFrame>,
+    visitor: Arc<CurrentVisitor>,
+    out: ReplyTx<VisitorServerFrame>,
 ) -> mpsc::Sender<Send> {
-    let (tx, mut rx) = mpsc::channel::<Send>(256);
-    tokio::spawn(async move {
-        while let Some(s) = rx.recv().await {
-            let frame = match service::visitor_send(
-                &state,
-                &visitor,
-                s.conversation_id,
-                &s.client_id,
-                &s.body,
-                s.attachment_id,
-            )
-            .await
-            {
-                Ok((message, _)) => VisitorServerFrame::Ack {
-                    client_id: s.client_id,
-                    message,
-                },
-                Err(e) => error_frame(e, Some(s.client_id)),
-            };
-            // The socket may be gone; the message is committed all the same.
-            let _ = out.send(frame);
-        }
-    });
-    tx
+    lanes::spawn(
+        move |s: Send| {
+            let (state, visitor) = (state.clone(), visitor.clone());
+            async move {
+                let frame = match service::visitor_send(
+                    &state,
+                    &visitor,
+                    s.conversation_id,
+                    &s.client_id,
+                    &s.body,
+                    s.attachment_id,
+                )
+                .await
+                {
+                    Ok((message, _)) => VisitorServerFrame::Ack {
+                        client_id: s.client_id,
+                        message,
+                    },
+                    Err(e) => error_frame(e, Some(s.client_id)),
+                };
+                Box::new(frame)
+            }
+        },
+        out,
+    )
 }
 
 impl Session {
@@ -236,7 +282,7 @@ impl Session {
     async fn on_event<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut S,
-        conn: &confab_realtime::Connection<HubEvent>,
+        conn: &Connection<HubEvent>,
         e: &HubEvent,
     ) -> bool {
         match e {
@@ -343,8 +389,7 @@ impl Session {
     async fn on_frame<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut S,
-        conn: &confab_realtime::Connection<HubEvent>,
-        out: &mpsc::UnboundedSender<VisitorServerFrame>,
+        conn: &Connection<HubEvent>,
         text: &str,
     ) -> bool {
         let frame = match serde_json::from_str::<VisitorClientFrame>(text) {
@@ -400,16 +445,24 @@ impl Session {
                 client_id,
                 body,
                 attachment_id,
-            } => self
-                .sends
-                .send(Send {
-                    conversation_id,
-                    client_id,
-                    body,
-                    attachment_id,
-                })
-                .await
-                .is_ok(),
+            } => {
+                let sends = self.sends.get_or_insert_with(|| {
+                    spawn_sender(
+                        self.state.clone(),
+                        self.visitor.clone(),
+                        self.replies.sender(),
+                    )
+                });
+                sends
+                    .send(Send {
+                        conversation_id,
+                        client_id,
+                        body,
+                        attachment_id,
+                    })
+                    .await
+                    .is_ok()
+            }
             VisitorClientFrame::Typing {
                 conversation_id,
                 typing,
@@ -428,12 +481,16 @@ impl Session {
                 conversation_id,
                 seq,
             } => {
-                let (state, visitor, out) = (self.state.clone(), self.visitor.clone(), out.clone());
+                let (state, visitor, out) = (
+                    self.state.clone(),
+                    self.visitor.clone(),
+                    self.replies.sender(),
+                );
                 tokio::spawn(async move {
                     if let Err(e) =
                         service::visitor_read(&state, &visitor, conversation_id, seq).await
                     {
-                        let _ = out.send(error_frame(e, None));
+                        let _ = out.send(Box::new(error_frame(e, None)));
                     }
                 });
                 true
