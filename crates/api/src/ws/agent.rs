@@ -538,7 +538,10 @@ impl Session {
                 }
                 let first = !self.viewing.contains_key(&conversation_id);
                 conn.subscribe(Topic::Conversation(conversation_id));
-                self.viewing.insert(conversation_id, after.max(0));
+                // Entries this socket already sent are on their way (a re-subscribe after a
+                // resync): go on from the furthest of the two.
+                let sent = self.viewing.get(&conversation_id).copied().unwrap_or(0);
+                self.viewing.insert(conversation_id, after.max(sent).max(0));
                 if first {
                     self.state.viewers.view(conversation_id, self.me.id);
                     self.publish_viewers(conversation_id);

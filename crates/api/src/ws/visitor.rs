@@ -241,6 +241,13 @@ fn spawn_sender(
 }
 
 impl Session {
+    /// Where to go on in a conversation when the client says it has everything up to
+    /// `seq`: from there, or from what this socket already sent if that is further.
+    fn resume_from(&mut self, id: ConversationId, seq: Seq) {
+        let sent = self.last.get(&id).copied().unwrap_or(0);
+        self.last.insert(id, seq.max(sent).max(0));
+    }
+
     /// Sends everything after the last sent seq, from the store.
     async fn catch_up<S: Sink<WsMessage> + Unpin>(
         &mut self,
@@ -409,11 +416,13 @@ impl Session {
         };
         match frame {
             VisitorClientFrame::Hello { resume, .. } => {
-                // A resync: start again from what the client says it has.
+                // A resync: go on from what the client says it has. Entries this socket
+                // already sent are on their way (same connection), so sending them again
+                // would repeat them.
                 let ids: Vec<ConversationId> = self.last.keys().copied().collect();
                 for id in ids {
                     if let Some(seq) = resume.get(&id.to_string()) {
-                        self.last.insert(id, (*seq).max(0));
+                        self.resume_from(id, *seq);
                     }
                     if !self.catch_up(tx, id).await {
                         return false;
@@ -437,7 +446,7 @@ impl Session {
                     return send_json(tx, &error_frame(e, None)).await;
                 }
                 conn.subscribe(Topic::Conversation(conversation_id));
-                self.last.insert(conversation_id, after.max(0));
+                self.resume_from(conversation_id, after);
                 self.catch_up(tx, conversation_id).await
             }
             VisitorClientFrame::Send {
