@@ -95,16 +95,7 @@ pub async fn publish_conversation(
     q.limit = 1;
     match state.store.list_conversations(&q).await {
         Ok(mut rows) if !rows.is_empty() => {
-            let summary = Box::new(rows.remove(0));
-            let visitor = visitor_view(state, &summary.conversation).await;
-            let before = before.filter(|b| {
-                b.assignee_id != conversation.assignee_id || b.status != conversation.status
-            });
-            state.publish(HubEvent::Conversation {
-                summary,
-                visitor,
-                before: before.map(|b| Box::new(b.clone())),
-            });
+            publish_summary(state, rows.remove(0), conversation, before).await
         }
         Ok(_) => {}
         Err(e) => {
@@ -113,13 +104,52 @@ pub async fn publish_conversation(
     }
 }
 
+async fn publish_summary(
+    state: &AppState,
+    summary: ConversationSummary,
+    conversation: &Conversation,
+    before: Option<&Conversation>,
+) {
+    let visitor = visitor_view(state, &summary.conversation).await;
+    let before = before
+        .filter(|b| b.assignee_id != conversation.assignee_id || b.status != conversation.status);
+    state.publish(HubEvent::Conversation {
+        summary: Box::new(summary),
+        visitor,
+        before: before.map(|b| Box::new(b.clone())),
+    });
+}
+
 /// Publishes what a new message wrote and the notifications committed with it (nothing
 /// for a retry: the first attempt published it all).
-async fn publish_posted(state: &AppState, posted: &Posted, before: &Conversation) {
+///
+/// The list row is built from the post and its contact rather than read back: this runs
+/// for every message.
+async fn publish_posted(
+    state: &AppState,
+    posted: &Posted,
+    before: &Conversation,
+    contact: Option<&Contact>,
+) {
     if !posted.created {
         return;
     }
-    publish_change(state, &posted.conversation, &posted.written, Some(before)).await;
+    match contact {
+        Some(contact) => {
+            for m in &posted.written {
+                state.publish(HubEvent::Message {
+                    message: Box::new(m.clone()),
+                });
+            }
+            let summary = ConversationSummary::after_post(
+                posted.conversation.clone(),
+                contact,
+                &posted.message,
+            );
+            publish_summary(state, summary, &posted.conversation, Some(before)).await;
+        }
+        None => publish_change(state, &posted.conversation, &posted.written, Some(before)).await,
+    }
     for n in &posted.notifications {
         state.publish(HubEvent::Notification {
             notification: n.clone(),
@@ -260,7 +290,7 @@ pub async fn visitor_send(
             now,
         })
         .await?;
-    publish_posted(state, &posted, &before).await;
+    publish_posted(state, &posted, &before, Some(&contact)).await;
     let vm = visitor_message(state, &posted.message)
         .await
         .ok_or_else(|| ApiError::internal("visitor message without visible_seq"))?;
@@ -314,7 +344,15 @@ pub async fn agent_send(
             now,
         })
         .await?;
-    publish_posted(state, &posted, &conv).await;
+    if posted.created {
+        // The message is committed: publish it whatever this read does.
+        let contact = state
+            .store
+            .contact(posted.conversation.contact_id)
+            .await
+            .ok();
+        publish_posted(state, &posted, &conv, contact.as_ref()).await;
+    }
     Ok((posted.message, posted.created))
 }
 

@@ -26,7 +26,7 @@ macro_rules! conformance_tests {
             folder_counts_match_the_domain, listing_filters_and_search, delete_removes_everything,
             read_receipts_only_grow, jobs_are_claimed_once_and_leases_expire,
             concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
-            notifications_roundtrip, posts_commit_their_notifications,
+            notifications_roundtrip, posts_commit_their_notifications, list_row_after_a_post,
             attachments_belong_to_their_conversation
         );
     };
@@ -1259,6 +1259,41 @@ pub async fn posts_commit_their_notifications(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(reply.notifications.is_empty());
+}
+
+/// The list row the server publishes after each post, built without reading the store
+/// (`ConversationSummary::after_post`), is the row the store would list.
+pub async fn list_row_after_a_post(s: Arc<dyn Store>) {
+    let s = &*s;
+    let (_, ct, c) = fixture(s).await;
+    let ct = s
+        .update_contact(
+            ct.id,
+            ContactPatch {
+                name: Some(Some("Åsa".into())),
+                email: Some(Some("asa@example.com".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
+    let long = "x".repeat(300);
+    let posts = [
+        visitor_msg(&c, "l1", &long),
+        agent_msg(&c, &a, MessageKind::Note, "l2", "a note"),
+        agent_msg(&c, &a, MessageKind::Text, "l3", "a reply"),
+    ];
+    for post in posts {
+        let p = s.post_message(post).await.unwrap();
+        let mut q = ConversationQuery::new(AgentId(0));
+        q.id = Some(c.id);
+        let listed = s.list_conversations(&q).await.unwrap().remove(0);
+        assert_eq!(
+            ConversationSummary::after_post(p.conversation, &ct, &p.message),
+            listed
+        );
+    }
 }
 
 pub async fn attachments_belong_to_their_conversation(s: Arc<dyn Store>) {

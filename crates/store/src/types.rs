@@ -191,6 +191,29 @@ pub struct Preview {
     pub created_at: DateTime<Utc>,
 }
 
+impl ConversationSummary {
+    /// The list row of `conversation` right after `message` was posted to it (the newest
+    /// entry, so the row's preview), as [`crate::Store::list_conversations`] gives it to a
+    /// viewer who has read nothing: built without reading the store again.
+    pub fn after_post(conversation: Conversation, contact: &Contact, message: &Message) -> Self {
+        let last_message = (message.kind != MessageKind::Event).then(|| Preview {
+            author_kind: message.author_kind,
+            author_name: message.author_name.clone(),
+            kind: message.kind,
+            body: notification_preview(&message.body),
+            created_at: message.created_at,
+        });
+        Self {
+            unread: conversation.last_visitor_seq > 0,
+            my_read_seq: 0,
+            contact_name: contact.name.clone(),
+            contact_email: contact.email.clone(),
+            last_message,
+            conversation,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FolderCounts {
     pub unassigned: i64,
@@ -331,10 +354,10 @@ pub struct NewNotification {
     pub now: DateTime<Utc>,
 }
 
-/// How much of a message a notification shows.
+/// How much of a message a notification or a list row shows.
 const PREVIEW_CHARS: usize = 140;
 
-/// A notification's preview of `text`.
+/// A notification's or list row's preview of `text`.
 pub fn notification_preview(text: &str) -> String {
     text.chars().take(PREVIEW_CHARS).collect()
 }
