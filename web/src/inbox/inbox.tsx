@@ -389,19 +389,26 @@ function Composer(props: { conv: Row; canReply: boolean }) {
     if (typingTimer.current) clearTimeout(typingTimer.current);
     typingTimer.current = setTimeout(stopTyping, 3000);
   };
+  // Where the caret goes once an insertion has rendered. Set in a layout effect, right
+  // after the render and before the next key is handled: placed later (in an animation
+  // frame), keys typed straight after picking a mention landed after the caret's new place.
+  const caretAt = useRef<number | null>(null);
+  useLayoutEffect(() => {
+    const el = ta.current;
+    if (caretAt.current == null || !el) return;
+    el.focus();
+    el.setSelectionRange(caretAt.current, caretAt.current);
+    caretAt.current = null;
+  });
   const insert = (str: string, replaceMention = false) => {
     const el = ta.current;
     const caret = el?.selectionStart ?? text.length;
     let before = text.slice(0, caret);
     if (replaceMention) before = before.replace(/@([^\s@]{0,20})$/, '');
     const next = before + str + text.slice(el?.selectionEnd ?? caret);
+    caretAt.current = before.length + str.length;
     setText(next);
     setMention(null);
-    requestAnimationFrame(() => {
-      el?.focus();
-      const pos = before.length + str.length;
-      el?.setSelectionRange(pos, pos);
-    });
   };
   const submit = () => {
     const body = text.trim();
