@@ -75,12 +75,16 @@ pub async fn publish_change(
     written: &[Message],
     before: Option<&Conversation>,
 ) {
+    publish_messages(state, written);
+    publish_conversation(state, conversation, before).await;
+}
+
+fn publish_messages(state: &AppState, written: &[Message]) {
     for m in written {
         state.publish(HubEvent::Message {
             message: Box::new(m.clone()),
         });
     }
-    publish_conversation(state, conversation, before).await;
 }
 
 /// Publishes a conversation's new state (list rows, the visitor's header). `before` is the
@@ -136,11 +140,7 @@ async fn publish_posted(
     }
     match contact {
         Some(contact) => {
-            for m in &posted.written {
-                state.publish(HubEvent::Message {
-                    message: Box::new(m.clone()),
-                });
-            }
+            publish_messages(state, &posted.written);
             let summary = ConversationSummary::after_post(
                 posted.conversation.clone(),
                 contact,
