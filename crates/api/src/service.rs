@@ -127,29 +127,14 @@ async fn publish_summary(
 /// Publishes what a new message wrote and the notifications committed with it (nothing
 /// for a retry: the first attempt published it all).
 ///
-/// The list row is built from the post and its contact rather than read back: this runs
-/// for every message.
-async fn publish_posted(
-    state: &AppState,
-    posted: &Posted,
-    before: &Conversation,
-    contact: Option<&Contact>,
-) {
+/// The list row is built from the post rather than read back: this runs for every message.
+async fn publish_posted(state: &AppState, posted: &Posted) {
     if !posted.created {
         return;
     }
-    match contact {
-        Some(contact) => {
-            publish_messages(state, &posted.written);
-            let summary = ConversationSummary::after_post(
-                posted.conversation.clone(),
-                contact,
-                &posted.message,
-            );
-            publish_summary(state, summary, &posted.conversation, Some(before)).await;
-        }
-        None => publish_change(state, &posted.conversation, &posted.written, Some(before)).await,
-    }
+    publish_messages(state, &posted.written);
+    let summary = ConversationSummary::after_post(posted);
+    publish_summary(state, summary, &posted.conversation, Some(&posted.before)).await;
     for n in &posted.notifications {
         state.publish(HubEvent::Notification {
             notification: n.clone(),
@@ -267,17 +252,16 @@ pub async fn visitor_send(
 ) -> ApiResult<(VisitorMessage, bool)> {
     let client_id = text::client_id(client_id)?;
     let body = MessageBody::parse(body, attachment.is_some())?;
-    let before = visitor_conversation(state, v, conversation).await?;
-    let contact = state.store.contact(v.session.contact_id).await?;
     let agents = state.agents().await?;
     let now = state.now();
+    // The store checks that the conversation is the visitor's own (S2) in the post's
+    // transaction: this path reads nothing before the post.
     let posted = state
         .store
         .post_message(NewMessage {
             conversation_id: conversation,
             author: Author::Visitor {
-                contact_id: contact.id,
-                name: contact.name.clone(),
+                contact_id: v.session.contact_id,
             },
             kind: MessageKind::Text,
             body,
@@ -290,7 +274,7 @@ pub async fn visitor_send(
             now,
         })
         .await?;
-    publish_posted(state, &posted, &before, Some(&contact)).await;
+    publish_posted(state, &posted).await;
     let vm = visitor_message(state, &posted.message)
         .await
         .ok_or_else(|| ApiError::internal("visitor message without visible_seq"))?;
@@ -312,7 +296,6 @@ pub async fn agent_send(
             "kind must be text or note",
         ));
     }
-    let conv = agent_conversation(state, agent, conversation).await?;
     let agents = state.agents().await?;
     let mut mentions = req.mentions.clone();
     mentions.sort();
@@ -326,8 +309,9 @@ pub async fn agent_send(
             format!("mentioned agent {bad} does not exist"),
         ));
     }
-    let site = state.site(conv.site_id).await?;
     let now = state.now();
+    // The store checks that the agent sees the conversation (I3, S2) in the post's
+    // transaction: this path reads nothing before the post.
     let posted = state
         .store
         .post_message(NewMessage {
@@ -338,21 +322,14 @@ pub async fn agent_send(
             client_id: Some(client_id),
             attachment_id: req.attachment_id,
             mentions,
-            reopen_policy: site.settings.reopen_policy,
+            // Agents' posts never reopen (I4): the policy is read for visitors only.
+            reopen_policy: ReopenPolicy::Reopen,
             handoff_if_new: None,
             notify: agents,
             now,
         })
         .await?;
-    if posted.created {
-        // The message is committed: publish it whatever this read does.
-        let contact = state
-            .store
-            .contact(posted.conversation.contact_id)
-            .await
-            .ok();
-        publish_posted(state, &posted, &conv, contact.as_ref()).await;
-    }
+    publish_posted(state, &posted).await;
     Ok((posted.message, posted.created))
 }
 

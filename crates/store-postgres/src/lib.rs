@@ -581,6 +581,9 @@ async fn stored_post(conn: &mut PgConnection, new: &NewMessage) -> Result<Option
     let Some((id, body, kind, attachment)) = existing else {
         return Ok(None);
     };
+    // Who may see the conversation comes first, as for a new post.
+    let before = read_conversation(conn, new.conversation_id).await?;
+    new.author.check_sees(&before)?;
     if body != new.body.as_str()
         || kind != new.kind.as_str()
         || attachment != new.attachment_id.map(|a| a.0)
@@ -588,7 +591,13 @@ async fn stored_post(conn: &mut PgConnection, new: &NewMessage) -> Result<Option
         return Err(StoreError::IdempotencyConflict);
     }
     let message = fetch_message(conn, id).await?;
-    let conversation = read_conversation(conn, message.conversation_id).await?;
+    // Under the `final` policy the first attempt may have started a new conversation.
+    let conversation = if message.conversation_id == before.id {
+        before.clone()
+    } else {
+        read_conversation(conn, message.conversation_id).await?
+    };
+    let contact = contact_card(conn, before.contact_id).await?;
     Ok(Some(Posted {
         message,
         created: false,
@@ -597,7 +606,20 @@ async fn stored_post(conn: &mut PgConnection, new: &NewMessage) -> Result<Option
         started_new: false,
         assigned: false,
         notifications: vec![],
+        before,
+        contact,
     }))
+}
+
+/// A contact's name and email for list rows.
+async fn contact_card(conn: &mut PgConnection, id: ContactId) -> Result<ContactCard> {
+    let (name, email): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT name, email FROM contacts WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&mut *conn)
+            .await
+            .not_found("contact")?;
+    Ok(ContactCard { name, email })
 }
 
 /// One post inside its transaction (see [`Store::post_message`]). The caller commits only
@@ -613,15 +635,15 @@ async fn post_in_tx(conn: &mut PgConnection, new: &NewMessage) -> Result<Posted>
     if let Some(p) = stored_post(conn, new).await? {
         return Ok(p);
     }
+    new.author.check_sees(&conv)?;
+    let before = conv.clone();
+    let contact = contact_card(conn, conv.contact_id).await?;
     let key = author_key(&new.author);
     let mut written = Vec::new();
     let mut started_new = false;
     let mut assigned = false;
     let (author_kind, agent_id, author_name) = match &new.author {
-        Author::Visitor { contact_id, name } => {
-            if *contact_id != conv.contact_id {
-                return Err(Refusal::NotVisible.into());
-            }
+        Author::Visitor { .. } => {
             if new.kind != MessageKind::Text {
                 return Err(Refusal::Forbidden.into());
             }
@@ -664,7 +686,7 @@ async fn post_in_tx(conn: &mut PgConnection, new: &NewMessage) -> Result<Posted>
                     started_new = true;
                 }
             }
-            (AuthorKind::Visitor, None, name.clone())
+            (AuthorKind::Visitor, None, contact.name.clone())
         }
         Author::Agent(agent) => {
             rules::check_agent_post(agent, &conv, new.kind)?;
@@ -731,6 +753,8 @@ async fn post_in_tx(conn: &mut PgConnection, new: &NewMessage) -> Result<Posted>
         started_new,
         assigned,
         notifications,
+        before,
+        contact,
     })
 }
 

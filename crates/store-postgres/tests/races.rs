@@ -252,7 +252,6 @@ fn visitor_post(conv: &Conversation, client_id: &str, body: &str) -> NewMessage 
         conversation_id: conv.id,
         author: Author::Visitor {
             contact_id: conv.contact_id,
-            name: None,
         },
         kind: MessageKind::Text,
         body: MessageBody::parse(body, false).unwrap(),

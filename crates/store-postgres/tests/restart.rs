@@ -110,7 +110,6 @@ fn post(conv: &Conversation, client_id: &str) -> NewMessage {
         conversation_id: conv.id,
         author: Author::Visitor {
             contact_id: conv.contact_id,
-            name: None,
         },
         kind: MessageKind::Text,
         body: MessageBody::parse("hello", false).unwrap(),

@@ -481,28 +481,40 @@ async fn fetch_message(conn: &mut SqliteConnection, id: i64) -> Result<Message> 
     message(&row)
 }
 
-/// A conversation's row and, in the same statement, the id of the message an author already
-/// sent with this client id (a retry), if any.
-async fn conversation_and_retry(
+/// What a post reads before it writes, in one statement: the conversation, its contact's
+/// name and email, and the id of the message this author already sent with this client id
+/// (a retry), if any.
+struct PostContext {
+    row: ConversationRow,
+    contact: ContactCard,
+    retry_of: Option<i64>,
+}
+
+async fn post_context(
     conn: &mut SqliteConnection,
     id: ConversationId,
-    author_key: &str,
-    client_id: &str,
-) -> Result<(ConversationRow, Option<i64>)> {
+    retry_key: Option<(&str, &str)>,
+) -> Result<PostContext> {
+    let (key, cid) = retry_key.unzip();
     let row = sqlx::query(&format!(
-        "SELECT {CONVERSATION_COLUMNS}, (SELECT m.id FROM messages m WHERE m.author_key = ? AND m.client_id = ?) \
-         AS retry_of FROM conversations c WHERE c.id = ?"
+        "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
+         (SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2) AS retry_of \
+         FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?3"
     ))
-    .bind(author_key)
-    .bind(client_id)
+    .bind(key)
+    .bind(cid)
     .bind(id.0)
     .fetch_one(&mut *conn)
     .await
     .not_found("conversation")?;
-    Ok((
-        conversation(&row)?,
-        row.try_get("retry_of").map_err(db_err)?,
-    ))
+    Ok(PostContext {
+        row: conversation(&row)?,
+        contact: ContactCard {
+            name: row.try_get("contact_name").map_err(db_err)?,
+            email: row.try_get("contact_email").map_err(db_err)?,
+        },
+        retry_of: row.try_get("retry_of").map_err(db_err)?,
+    })
 }
 
 /// A post's attachment must belong to its conversation.
@@ -523,7 +535,13 @@ async fn check_attachment(conn: &mut SqliteConnection, new: &NewMessage) -> Resu
 }
 
 /// A retried post: the stored message, if it is the same one (else a conflict).
-async fn retried(conn: &mut SqliteConnection, new: &NewMessage, id: i64) -> Result<Posted> {
+async fn retried(
+    conn: &mut SqliteConnection,
+    new: &NewMessage,
+    id: i64,
+    before: Conversation,
+    contact: ContactCard,
+) -> Result<Posted> {
     let message = fetch_message(conn, id).await?;
     if message.body != new.body.as_str()
         || message.kind != new.kind
@@ -531,9 +549,14 @@ async fn retried(conn: &mut SqliteConnection, new: &NewMessage, id: i64) -> Resu
     {
         return Err(StoreError::IdempotencyConflict);
     }
-    let conversation = SqliteStore::conversation_row(conn, message.conversation_id)
-        .await?
-        .conversation;
+    // Under the `final` policy the first attempt may have started a new conversation.
+    let conversation = if message.conversation_id == before.id {
+        before.clone()
+    } else {
+        SqliteStore::conversation_row(conn, message.conversation_id)
+            .await?
+            .conversation
+    };
     Ok(Posted {
         message,
         created: false,
@@ -542,6 +565,8 @@ async fn retried(conn: &mut SqliteConnection, new: &NewMessage, id: i64) -> Resu
         started_new: false,
         assigned: false,
         notifications: vec![],
+        before,
+        contact,
     })
 }
 
@@ -553,26 +578,26 @@ async fn retried(conn: &mut SqliteConnection, new: &NewMessage, id: i64) -> Resu
 /// is then rolled back and written again post by post (see [`commit_batch`]).
 async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Posted> {
     let key = author_key(&new.author);
-    let (mut row, retry_of) = match (&key, &new.client_id) {
-        (Some(key), Some(cid)) => {
-            conversation_and_retry(conn, new.conversation_id, key, cid).await?
-        }
-        _ => (
-            SqliteStore::conversation_row(conn, new.conversation_id).await?,
-            None,
-        ),
-    };
+    let PostContext {
+        mut row,
+        contact,
+        retry_of,
+    } = post_context(
+        conn,
+        new.conversation_id,
+        key.as_deref().zip(new.client_id.as_deref()),
+    )
+    .await?;
+    new.author.check_sees(&row.conversation)?;
+    let before = row.conversation.clone();
     if let Some(id) = retry_of {
-        return retried(conn, new, id).await;
+        return retried(conn, new, id, before, contact).await;
     }
     let mut written = Vec::new();
     let mut started_new = false;
     let mut assigned = false;
     let (author_kind, agent_id, author_name) = match &new.author {
-        Author::Visitor { contact_id, name } => {
-            if *contact_id != row.conversation.contact_id {
-                return Err(Refusal::NotVisible.into());
-            }
+        Author::Visitor { .. } => {
             if new.kind != MessageKind::Text {
                 return Err(Refusal::Forbidden.into());
             }
@@ -615,7 +640,7 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
                     started_new = true;
                 }
             }
-            (AuthorKind::Visitor, None, name.clone())
+            (AuthorKind::Visitor, None, contact.name.clone())
         }
         Author::Agent(agent) => {
             rules::check_agent_post(agent, &row.conversation, new.kind)?;
@@ -683,6 +708,8 @@ async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Pos
         started_new,
         assigned,
         notifications,
+        before,
+        contact,
     })
 }
 

@@ -116,7 +116,6 @@ fn visitor_msg(conv: &Conversation, client_id: &str, body: &str) -> NewMessage {
         conversation_id: conv.id,
         author: Author::Visitor {
             contact_id: conv.contact_id,
-            name: None,
         },
         kind: MessageKind::Text,
         body: MessageBody::parse(body, false).unwrap(),
@@ -340,7 +339,6 @@ pub async fn contacts_merge_and_pages(s: Arc<dyn Store>) {
     let mut retry = visitor_msg(&s.conversation(c.id).await.unwrap(), "m1", "hi");
     retry.author = Author::Visitor {
         contact_id: known.id,
-        name: None,
     };
     assert!(!s.post_message(retry).await.unwrap().created);
 
@@ -514,6 +512,30 @@ pub async fn idempotent_posts(s: Arc<dyn Store>) {
             .unwrap()
             .created
     );
+    // Who may see the conversation is decided before a retry is recognised: a client id
+    // aimed at someone else's conversation finds nothing there.
+    let other = start(s, c.site_id, contact(s, c.site_id).await.id).await;
+    let mut aimed = visitor_msg(&other, "same", "hello");
+    aimed.author = Author::Visitor {
+        contact_id: c.contact_id,
+    };
+    assert!(matches!(
+        s.post_message(aimed).await,
+        Err(StoreError::Refused(rules::Refusal::NotVisible))
+    ));
+    // An agent who no longer sees the conversation gets no answer from a retry either.
+    let r = agent(s, "r@example.com", Role::Agent, Access::Restricted, true).await;
+    let note = s
+        .post_message(agent_msg(&other, &r, MessageKind::Note, "r1", "a note"))
+        .await
+        .unwrap();
+    assert!(note.created);
+    s.assign(other.id, Some(&a), Some(&a), t0()).await.unwrap();
+    assert!(matches!(
+        s.post_message(agent_msg(&other, &r, MessageKind::Note, "r1", "a note"))
+            .await,
+        Err(StoreError::Refused(rules::Refusal::NotVisible))
+    ));
 }
 
 pub async fn visitor_view_skips_internal_entries(s: Arc<dyn Store>) {
@@ -575,7 +597,6 @@ pub async fn reply_assigns_available_agents_only(s: Arc<dyn Store>) {
     let mut m = visitor_msg(&c, "w", "x");
     m.author = Author::Visitor {
         contact_id: other.id,
-        name: None,
     };
     assert!(matches!(
         s.post_message(m).await,
@@ -1285,14 +1306,21 @@ pub async fn list_row_after_a_post(s: Arc<dyn Store>) {
         agent_msg(&c, &a, MessageKind::Text, "l3", "a reply"),
     ];
     for post in posts {
+        let before = s.conversation(c.id).await.unwrap();
         let p = s.post_message(post).await.unwrap();
+        assert_eq!(p.before, before);
+        assert_eq!(
+            (p.contact.name.as_deref(), p.contact.email.as_deref()),
+            (ct.name.as_deref(), ct.email.as_deref())
+        );
         let mut q = ConversationQuery::new(AgentId(0));
         q.id = Some(c.id);
         let listed = s.list_conversations(&q).await.unwrap().remove(0);
-        assert_eq!(
-            ConversationSummary::after_post(p.conversation, &ct, &p.message),
-            listed
-        );
+        assert_eq!(ConversationSummary::after_post(&p), listed);
+        if p.message.author_kind == AuthorKind::Visitor {
+            // A visitor's message carries the contact's name as it is at commit time.
+            assert_eq!(p.message.author_name.as_deref(), Some("Åsa"));
+        }
     }
 }
 

@@ -195,7 +195,8 @@ impl ConversationSummary {
     /// The list row of `conversation` right after `message` was posted to it (the newest
     /// entry, so the row's preview), as [`crate::Store::list_conversations`] gives it to a
     /// viewer who has read nothing: built without reading the store again.
-    pub fn after_post(conversation: Conversation, contact: &Contact, message: &Message) -> Self {
+    pub fn after_post(posted: &Posted) -> Self {
+        let message = &posted.message;
         let last_message = (message.kind != MessageKind::Event).then(|| Preview {
             author_kind: message.author_kind,
             author_name: message.author_name.clone(),
@@ -204,12 +205,12 @@ impl ConversationSummary {
             created_at: message.created_at,
         });
         Self {
-            unread: conversation.last_visitor_seq > 0,
+            unread: posted.conversation.last_visitor_seq > 0,
             my_read_seq: 0,
-            contact_name: contact.name.clone(),
-            contact_email: contact.email.clone(),
+            contact_name: posted.contact.name.clone(),
+            contact_email: posted.contact.email.clone(),
             last_message,
-            conversation,
+            conversation: posted.conversation.clone(),
         }
     }
 }
@@ -255,9 +256,9 @@ impl ConversationCounts {
 /// Who writes a message.
 #[derive(Debug, Clone)]
 pub enum Author {
+    /// The message carries the contact's name as it is when the message commits.
     Visitor {
         contact_id: ContactId,
-        name: Option<String>,
     },
     /// The full agent, so that reply-assigns (I3) can check availability.
     Agent(Agent),
@@ -265,6 +266,21 @@ pub enum Author {
         name: String,
     },
     System,
+}
+
+impl Author {
+    /// S2, I3: whether this author may write to `conv` at all. Stores check it first, before
+    /// a retry is recognised, so that a client id never opens a conversation to someone who
+    /// cannot see it.
+    pub fn check_sees(&self, conv: &Conversation) -> Result<(), rules::Refusal> {
+        match self {
+            Author::Visitor { contact_id } if *contact_id != conv.contact_id => {
+                Err(rules::Refusal::NotVisible)
+            }
+            Author::Agent(a) if !rules::can_view(a, conv) => Err(rules::Refusal::NotVisible),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -277,7 +293,8 @@ pub struct NewMessage {
     pub client_id: Option<String>,
     pub attachment_id: Option<AttachmentId>,
     pub mentions: Vec<AgentId>,
-    /// I4: the site's policy when a closed conversation hears from its contact.
+    /// I4: the site's policy when a closed conversation hears from its contact. Read for
+    /// visitors' posts only: nothing else reopens a conversation by writing to it.
     pub reopen_policy: ReopenPolicy,
     /// W4: what starting a new conversation does, for a visitor writing to a closed
     /// conversation under the `final` policy.
@@ -306,6 +323,18 @@ pub struct Posted {
     pub assigned: bool,
     /// E3: the notifications the message caused, committed with it. Empty on a retry.
     pub notifications: Vec<Notification>,
+    /// The conversation the message was sent to, as it was before (read in the post's
+    /// transaction, so callers need no read of their own).
+    pub before: Conversation,
+    /// The conversation's contact, as list rows show it.
+    pub contact: ContactCard,
+}
+
+/// A contact's name and email, as a conversation's list row shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactCard {
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone)]
