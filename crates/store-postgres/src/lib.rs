@@ -316,43 +316,6 @@ async fn live_conversation(
     row.as_ref().map(conversation).transpose()
 }
 
-/// What one new timeline entry is.
-struct Entry<'a> {
-    kind: MessageKind,
-    author_kind: AuthorKind,
-    agent_id: Option<AgentId>,
-    author_name: Option<String>,
-    author_key: Option<String>,
-    body: &'a str,
-    event: Option<&'a Event>,
-    attachment_id: Option<AttachmentId>,
-    client_id: Option<&'a str>,
-    mentions: &'a [AgentId],
-    now: DateTime<Utc>,
-}
-
-impl<'a> Entry<'a> {
-    fn event(event: &'a Event, by: Option<&Agent>, now: DateTime<Utc>) -> Self {
-        Entry {
-            kind: MessageKind::Event,
-            author_kind: if by.is_some() {
-                AuthorKind::Agent
-            } else {
-                AuthorKind::System
-            },
-            agent_id: by.map(|a| a.id),
-            author_name: by.map(|a| a.display_name.clone()),
-            author_key: None,
-            body: "",
-            event: Some(event),
-            attachment_id: None,
-            client_id: None,
-            mentions: &[],
-            now,
-        }
-    }
-}
-
 /// SQLite reads a negative LIMIT as "no limit"; PostgreSQL refuses it, and reads NULL so.
 fn no_limit_if_negative(limit: i64) -> Option<i64> {
     (limit >= 0).then_some(limit)
@@ -365,24 +328,9 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
 /// Appends one entry to a conversation's timeline, advancing its sequence numbers in `c`
 /// (locked by the caller, who saves it once at the end of the transaction).
 async fn append(conn: &mut PgConnection, c: &mut Conversation, e: Entry<'_>) -> Result<Message> {
-    let visible = match e.kind {
-        MessageKind::Text => true,
-        MessageKind::Note => false,
-        MessageKind::Event => e.event.is_some_and(Event::visible_to_visitor),
-    };
-    c.last_seq += 1;
-    let visible_seq = visible.then(|| {
-        c.last_visible_seq += 1;
-        c.last_visible_seq
-    });
-    if e.author_kind == AuthorKind::Visitor && e.kind == MessageKind::Text {
-        c.last_visitor_seq = c.last_seq;
-    }
-    if e.kind != MessageKind::Event {
-        c.last_message_at = e.now;
-    }
-    let event_json = e.event.map(to_json).transpose()?;
-    let mentions_json = to_json(e.mentions)?;
+    let visible_seq = e.advance(c);
+    let event_json = e.event_json()?;
+    let mentions_json = e.mentions_json()?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, agent_id, author_name, \
          author_key, body, event, attachment_id, client_id, mentions, created_at) \
@@ -425,22 +373,7 @@ async fn append(conn: &mut PgConnection, c: &mut Conversation, e: Entry<'_>) -> 
         )?),
         None => None,
     };
-    Ok(Message {
-        id: MessageId(id),
-        conversation_id: c.id,
-        seq: c.last_seq,
-        visible_seq,
-        kind: e.kind,
-        author_kind: e.author_kind,
-        agent_id: e.agent_id,
-        author_name: e.author_name,
-        body: e.body.to_owned(),
-        event: e.event.cloned(),
-        attachment,
-        client_id: e.client_id.map(str::to_owned),
-        mentions: e.mentions.to_vec(),
-        created_at: e.now,
-    })
+    Ok(e.into_message(MessageId(id), c, visible_seq, attachment))
 }
 
 async fn save(conn: &mut PgConnection, c: &Conversation) -> Result<()> {

@@ -1,16 +1,19 @@
 //! The embedded SQLite backend of [`confab_store::Store`].
 //!
 //! One file in WAL mode with `synchronous = FULL`, so a commit is on disk before it returns.
-//! Writes go through a single connection (SQLite has one writer anyway, and this way no
-//! statement ever waits on `SQLITE_BUSY`); reads use a pool of their own.
+//! One write happens at a time (SQLite has one writer anyway, and this way no statement
+//! ever waits on `SQLITE_BUSY`); reads use connections of their own.
 //!
-//! Message posts are **group-committed**: a task collects the posts that arrive while the
-//! previous commit is in flight and writes them in one transaction, each inside its own
-//! savepoint so that one refused post does not undo the others. One fsync then covers many
-//! messages, and every caller still hears back only after its message is durable.
+//! Message posts are **group-committed** (`writer.rs`): a task collects the posts that
+//! arrive while the previous commit is in flight, and a thread with its own connection
+//! writes them in one transaction. A refused post writes nothing (every refusal is decided
+//! before the first write), so it does not undo the others. One fsync then covers many
+//! messages, and every caller still hears back only after its message is durable. The
+//! other writes use the sqlx connection, never at the same time as a batch.
 
 mod conns;
 mod rows;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use confab_domain::rules::{self, AssigneeFilter, Refusal, VisitorMessageEffect};
+use confab_domain::rules::{self, AssigneeFilter, Refusal};
 use confab_domain::*;
 use confab_store::*;
 use conns::{Conn, Conns};
@@ -39,11 +42,31 @@ const MAX_BATCH: usize = 512;
 /// Read connections: reads run on their own threads beside the writer.
 const READERS: usize = 4;
 
-/// Page cache per connection, as SQLite's `cache_size` pragma (negative: KiB).
-const WRITER_CACHE_KIB: &str = "-8192";
+/// Page cache per connection, as SQLite's `cache_size` pragma (negative: KiB). Message
+/// posts have a connection of their own (`writer.rs`); the other writes share one.
+const POSTS_CACHE_KIB: &str = "-8192";
+const WRITER_CACHE_KIB: &str = "-2048";
 const READER_CACHE_KIB: &str = "-2048";
 
 type PostReply = oneshot::Sender<Result<Posted>>;
+
+// Statements both drivers run: sqlx here, rusqlite on the group commit's thread.
+const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, \
+    agent_id, author_name, author_key, body, event, attachment_id, client_id, mentions, created_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+const SELECT_ATTACHMENT: &str = "SELECT * FROM attachments WHERE id = ?";
+const SAVE_CONVERSATION: &str =
+    "UPDATE conversations SET status = ?, assignee_id = ?, team_id = ?, \
+    snoozed_until = ?, closed_at = ?, last_seq = ?, last_visible_seq = ?, last_visitor_seq = ?, \
+    handoff_at = ?, agent_took_part = ?, offline = ?, rating = ?, rating_comment = ?, \
+    visitor_read_seq = ?, agent_read_seq = ?, last_message_at = ? WHERE id = ?";
+const INSERT_JOB: &str = "INSERT INTO jobs (kind, conversation_id, run_at) VALUES (?, ?, ?)";
+const INSERT_CONVERSATION: &str =
+    "INSERT INTO conversations (site_id, contact_id, channel, status, \
+    handoff_at, offline, start_url, created_at, last_message_at) \
+    VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id";
+const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (agent_id, kind, conversation_id, \
+    message_id, preview, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *";
 
 /// Confab's store on one SQLite file.
 #[derive(Clone)]
@@ -122,7 +145,12 @@ impl SqliteStore {
         );
         let (tx, rx) = mpsc::channel(4096);
         let batches_rewritten = Arc::new(AtomicU64::new(0));
-        tokio::spawn(group_commit(write.clone(), rx, batches_rewritten.clone()));
+        writer::start(
+            writer::open(path, POSTS_CACHE_KIB)?,
+            write.clone(),
+            rx,
+            batches_rewritten.clone(),
+        )?;
         Ok(Self {
             read,
             write,
@@ -172,132 +200,12 @@ impl SqliteStore {
     }
 }
 
-/// The group-commit loop: see the module documentation.
-async fn group_commit(
-    write: Arc<Conns>,
-    mut rx: mpsc::Receiver<(NewMessage, PostReply)>,
-    rewritten: Arc<AtomicU64>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcomes = commit_batch(&write, &batch, &rewritten).await;
-        match outcomes {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, size = batch.len(), "group commit failed");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
-                }
-            }
-        }
-    }
-}
-
-/// Writes a batch of posts in one transaction. A refused post wrote nothing (see
-/// [`post_in_tx`]) and just gets its refusal. Any other error may have left part of a post
-/// written: the whole batch is rolled back and its posts are written again, one
-/// transaction each, so that only the failing post fails.
-async fn commit_batch(
-    write: &Conns,
-    batch: &[(NewMessage, PostReply)],
-    rewritten: &AtomicU64,
-) -> Result<Vec<Result<Posted>>> {
-    let mut conn = write.get().await?;
-    match write_posts(&mut conn, batch.iter().map(|(new, _)| new)).await {
-        Ok(results) => Ok(results),
-        Err(e) if batch.len() > 1 => {
-            tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
-            rewritten.fetch_add(1, Ordering::Relaxed);
-            let mut results = Vec::with_capacity(batch.len());
-            for (new, _) in batch {
-                results.push(match write_posts(&mut conn, std::iter::once(new)).await {
-                    Ok(mut one) => one.pop().unwrap_or_else(|| {
-                        Err(StoreError::Internal("a batch of one gave no result".into()))
-                    }),
-                    Err(e) => Err(e),
-                });
-            }
-            Ok(results)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 fn counts(rows: Vec<(String, Option<i64>, i64)>) -> Result<ConversationCounts> {
     let mut groups = Vec::with_capacity(rows.len());
     for (status, assignee, n) in rows {
         groups.push((parse::<Status>(&status)?, assignee.map(AgentId), n));
     }
     Ok(ConversationCounts { groups })
-}
-
-/// Whether a post's error is one of its refusals, decided before it wrote anything.
-fn is_refusal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::NotFound(_)
-            | StoreError::Conflict(_)
-            | StoreError::IdempotencyConflict
-            | StoreError::Refused(_)
-    )
-}
-
-async fn write_posts<'a>(
-    conn: &mut SqliteConnection,
-    posts: impl Iterator<Item = &'a NewMessage>,
-) -> Result<Vec<Result<Posted>>> {
-    let mut tx = conn.begin().await.map_err(db_err)?;
-    let mut results = Vec::new();
-    for new in posts {
-        match post_in_tx(&mut tx, new).await {
-            // Dropping `tx` rolls the batch back.
-            Err(e) if !is_refusal(&e) => return Err(e),
-            r => results.push(r),
-        }
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(results)
-}
-
-/// What one new timeline entry is.
-struct Entry<'a> {
-    kind: MessageKind,
-    author_kind: AuthorKind,
-    agent_id: Option<AgentId>,
-    author_name: Option<String>,
-    author_key: Option<String>,
-    body: &'a str,
-    event: Option<&'a Event>,
-    attachment_id: Option<AttachmentId>,
-    client_id: Option<&'a str>,
-    mentions: &'a [AgentId],
-    now: DateTime<Utc>,
-}
-
-impl<'a> Entry<'a> {
-    fn event(event: &'a Event, by: Option<&Agent>, now: DateTime<Utc>) -> Self {
-        Entry {
-            kind: MessageKind::Event,
-            author_kind: if by.is_some() {
-                AuthorKind::Agent
-            } else {
-                AuthorKind::System
-            },
-            agent_id: by.map(|a| a.id),
-            author_name: by.map(|a| a.display_name.clone()),
-            author_key: None,
-            body: "",
-            event: Some(event),
-            attachment_id: None,
-            client_id: None,
-            mentions: &[],
-            now,
-        }
-    }
 }
 
 /// Appends one entry to a conversation's timeline, advancing its sequence numbers in `row`
@@ -307,105 +215,62 @@ async fn append(
     row: &mut ConversationRow,
     e: Entry<'_>,
 ) -> Result<Message> {
-    let c = &mut row.conversation;
-    let visible = match e.kind {
-        MessageKind::Text => true,
-        MessageKind::Note => false,
-        MessageKind::Event => e.event.is_some_and(Event::visible_to_visitor),
-    };
-    c.last_seq += 1;
-    let visible_seq = visible.then(|| {
-        c.last_visible_seq += 1;
-        c.last_visible_seq
-    });
-    if e.author_kind == AuthorKind::Visitor && e.kind == MessageKind::Text {
-        c.last_visitor_seq = c.last_seq;
-    }
-    if e.kind != MessageKind::Event {
-        c.last_message_at = e.now;
-    }
-    let event_json = e
-        .event
-        .map(|ev| serde_json::to_string(ev).unwrap_or_default());
-    let mentions_json = serde_json::to_string(e.mentions).unwrap_or_else(|_| "[]".into());
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, agent_id, author_name, \
-         author_key, body, event, attachment_id, client_id, mentions, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(c.id.0)
-    .bind(c.last_seq)
-    .bind(visible_seq)
-    .bind(e.kind.as_str())
-    .bind(e.author_kind.as_str())
-    .bind(e.agent_id.map(|a| a.0))
-    .bind(&e.author_name)
-    .bind(&e.author_key)
-    .bind(e.body)
-    .bind(&event_json)
-    .bind(e.attachment_id.map(|a| a.0))
-    .bind(e.client_id)
-    .bind(&mentions_json)
-    .bind(us(e.now))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let visible_seq = e.advance(&mut row.conversation);
+    let c = &row.conversation;
+    let id: i64 = sqlx::query_scalar(INSERT_MESSAGE)
+        .bind(c.id.0)
+        .bind(c.last_seq)
+        .bind(visible_seq)
+        .bind(e.kind.as_str())
+        .bind(e.author_kind.as_str())
+        .bind(e.agent_id.map(|a| a.0))
+        .bind(&e.author_name)
+        .bind(&e.author_key)
+        .bind(e.body)
+        .bind(e.event_json()?)
+        .bind(e.attachment_id.map(|a| a.0))
+        .bind(e.client_id)
+        .bind(e.mentions_json()?)
+        .bind(us(e.now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let attachment = match e.attachment_id {
         Some(aid) => Some(attachment(
-            &sqlx::query("SELECT * FROM attachments WHERE id = ?")
+            &sqlx::query(SELECT_ATTACHMENT)
                 .bind(aid.0)
                 .fetch_one(&mut *conn)
                 .await
                 .not_found("attachment")?,
-        )),
+        )?),
         None => None,
     };
-    Ok(Message {
-        id: MessageId(id),
-        conversation_id: c.id,
-        seq: c.last_seq,
-        visible_seq,
-        kind: e.kind,
-        author_kind: e.author_kind,
-        agent_id: e.agent_id,
-        author_name: e.author_name,
-        body: e.body.to_owned(),
-        event: e.event.cloned(),
-        attachment,
-        client_id: e.client_id.map(str::to_owned),
-        mentions: e.mentions.to_vec(),
-        created_at: e.now,
-    })
+    Ok(e.into_message(MessageId(id), c, visible_seq, attachment))
 }
 
 async fn save(conn: &mut SqliteConnection, row: &ConversationRow) -> Result<()> {
     let c = &row.conversation;
-    sqlx::query(
-        "UPDATE conversations SET status = ?, assignee_id = ?, team_id = ?, snoozed_until = ?, closed_at = ?, \
-         last_seq = ?, last_visible_seq = ?, last_visitor_seq = ?, handoff_at = ?, agent_took_part = ?, \
-         offline = ?, rating = ?, rating_comment = ?, visitor_read_seq = ?, agent_read_seq = ?, \
-         last_message_at = ? WHERE id = ?",
-    )
-    .bind(c.status.as_str())
-    .bind(c.assignee_id.map(|a| a.0))
-    .bind(c.team_id.map(|t| t.0))
-    .bind(c.snoozed_until.map(us))
-    .bind(c.closed_at.map(us))
-    .bind(c.last_seq)
-    .bind(c.last_visible_seq)
-    .bind(c.last_visitor_seq)
-    .bind(c.handoff_at.map(us))
-    .bind(c.agent_took_part)
-    .bind(c.offline)
-    .bind(c.rating.map(Rating::as_str))
-    .bind(&c.rating_comment)
-    .bind(c.visitor_read_seq)
-    .bind(c.agent_read_seq)
-    .bind(us(c.last_message_at))
-    .bind(c.id.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    sqlx::query(SAVE_CONVERSATION)
+        .bind(c.status.as_str())
+        .bind(c.assignee_id.map(|a| a.0))
+        .bind(c.team_id.map(|t| t.0))
+        .bind(c.snoozed_until.map(us))
+        .bind(c.closed_at.map(us))
+        .bind(c.last_seq)
+        .bind(c.last_visible_seq)
+        .bind(c.last_visitor_seq)
+        .bind(c.handoff_at.map(us))
+        .bind(c.agent_took_part)
+        .bind(c.offline)
+        .bind(c.rating.map(Rating::as_str))
+        .bind(&c.rating_comment)
+        .bind(c.visitor_read_seq)
+        .bind(c.agent_read_seq)
+        .bind(us(c.last_message_at))
+        .bind(c.id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -415,7 +280,7 @@ async fn schedule(
     conv: ConversationId,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO jobs (kind, conversation_id, run_at) VALUES (?, ?, ?)")
+    sqlx::query(INSERT_JOB)
         .bind(kind.as_str())
         .bind(conv.0)
         .bind(us(at))
@@ -435,21 +300,18 @@ async fn create_conversation(
     handoff: Option<&rules::Handoff>,
     now: DateTime<Utc>,
 ) -> Result<(ConversationRow, Vec<Message>)> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO conversations (site_id, contact_id, channel, status, handoff_at, offline, start_url, \
-         created_at, last_message_at) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(site.0)
-    .bind(contact.0)
-    .bind(channel.as_str())
-    .bind(handoff.map(|_| us(now)))
-    .bind(handoff.is_some_and(|h| h.offline))
-    .bind(start_url)
-    .bind(us(now))
-    .bind(us(now))
-    .fetch_one(&mut *conn)
-    .await
-    .conflict("live conversation")?;
+    let id: i64 = sqlx::query_scalar(INSERT_CONVERSATION)
+        .bind(site.0)
+        .bind(contact.0)
+        .bind(channel.as_str())
+        .bind(handoff.map(|_| us(now)))
+        .bind(handoff.is_some_and(|h| h.offline))
+        .bind(start_url)
+        .bind(us(now))
+        .bind(us(now))
+        .fetch_one(&mut *conn)
+        .await
+        .conflict("live conversation")?;
     let mut row = SqliteStore::conversation_row(conn, ConversationId(id)).await?;
     let mut written = Vec::new();
     if let Some(h) = handoff {
@@ -470,266 +332,20 @@ fn author_key(author: &Author) -> Option<String> {
     }
 }
 
-async fn fetch_message(conn: &mut SqliteConnection, id: i64) -> Result<Message> {
-    let row = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id WHERE m.id = ?"
-    ))
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await
-    .not_found("message")?;
-    message(&row)
-}
-
-/// What a post reads before it writes, in one statement: the conversation, its contact's
-/// name and email, and the id of the message this author already sent with this client id
-/// (a retry), if any.
-struct PostContext {
-    row: ConversationRow,
-    contact: ContactCard,
-    retry_of: Option<i64>,
-}
-
-async fn post_context(
-    conn: &mut SqliteConnection,
-    id: ConversationId,
-    retry_key: Option<(&str, &str)>,
-) -> Result<PostContext> {
-    let (key, cid) = retry_key.unzip();
-    let row = sqlx::query(&format!(
-        "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
-         (SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2) AS retry_of \
-         FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?3"
-    ))
-    .bind(key)
-    .bind(cid)
-    .bind(id.0)
-    .fetch_one(&mut *conn)
-    .await
-    .not_found("conversation")?;
-    Ok(PostContext {
-        row: conversation(&row)?,
-        contact: ContactCard {
-            name: row.try_get("contact_name").map_err(db_err)?,
-            email: row.try_get("contact_email").map_err(db_err)?,
-        },
-        retry_of: row.try_get("retry_of").map_err(db_err)?,
-    })
-}
-
-/// A post's attachment must belong to its conversation.
-async fn check_attachment(conn: &mut SqliteConnection, new: &NewMessage) -> Result<()> {
-    let Some(aid) = new.attachment_id else {
-        return Ok(());
-    };
-    let owner: Option<i64> =
-        sqlx::query_scalar("SELECT conversation_id FROM attachments WHERE id = ?")
-            .bind(aid.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_err)?;
-    if owner != Some(new.conversation_id.0) {
-        return Err(StoreError::NotFound("attachment"));
-    }
-    Ok(())
-}
-
-/// A retried post: the stored message, if it is the same one (else a conflict).
-async fn retried(
-    conn: &mut SqliteConnection,
-    new: &NewMessage,
-    id: i64,
-    before: Conversation,
-    contact: ContactCard,
-) -> Result<Posted> {
-    let message = fetch_message(conn, id).await?;
-    if message.body != new.body.as_str()
-        || message.kind != new.kind
-        || message.attachment.as_ref().map(|a| a.id) != new.attachment_id
-    {
-        return Err(StoreError::IdempotencyConflict);
-    }
-    // Under the `final` policy the first attempt may have started a new conversation.
-    let conversation = if message.conversation_id == before.id {
-        before.clone()
-    } else {
-        SqliteStore::conversation_row(conn, message.conversation_id)
-            .await?
-            .conversation
-    };
-    Ok(Posted {
-        message,
-        created: false,
-        written: vec![],
-        conversation,
-        started_new: false,
-        assigned: false,
-        notifications: vec![],
-        before,
-        contact,
-    })
-}
-
-/// One post, inside the group commit's transaction (see [`Store::post_message`]).
-///
-/// **Invariant:** every refusal (not found, conflict, a rule) is decided before the post
-/// writes anything, so a refused post leaves nothing behind and the batch needs no
-/// savepoint per post. Only the database's own errors can come after a write; the batch
-/// is then rolled back and written again post by post (see [`commit_batch`]).
-async fn post_in_tx(conn: &mut SqliteConnection, new: &NewMessage) -> Result<Posted> {
-    let key = author_key(&new.author);
-    let PostContext {
-        mut row,
-        contact,
-        retry_of,
-    } = post_context(
-        conn,
-        new.conversation_id,
-        key.as_deref().zip(new.client_id.as_deref()),
-    )
-    .await?;
-    new.author.check_sees(&row.conversation)?;
-    let before = row.conversation.clone();
-    if let Some(id) = retry_of {
-        return retried(conn, new, id, before, contact).await;
-    }
-    let mut written = Vec::new();
-    let mut started_new = false;
-    let mut assigned = false;
-    let (author_kind, agent_id, author_name) = match &new.author {
-        Author::Visitor { .. } => {
-            if new.kind != MessageKind::Text {
-                return Err(Refusal::Forbidden.into());
-            }
-            check_attachment(conn, new).await?;
-            match rules::visitor_message_effect(&row.conversation, new.reopen_policy) {
-                VisitorMessageEffect::Post => {}
-                VisitorMessageEffect::Wake => {
-                    row.conversation.status = Status::Open;
-                    row.conversation.snoozed_until = None;
-                    written.push(
-                        append(conn, &mut row, Entry::event(&Event::Woke, None, new.now)).await?,
-                    );
-                }
-                VisitorMessageEffect::Reopen => {
-                    row.conversation.status = Status::Open;
-                    row.conversation.closed_at = None;
-                    written.push(
-                        append(
-                            conn,
-                            &mut row,
-                            Entry::event(&Event::Reopened { by: None }, None, new.now),
-                        )
-                        .await?,
-                    );
-                }
-                VisitorMessageEffect::StartNew => {
-                    let c = &row.conversation;
-                    let (fresh, events) = create_conversation(
-                        conn,
-                        c.site_id,
-                        c.contact_id,
-                        c.channel,
-                        c.start_url.as_deref(),
-                        new.handoff_if_new.as_ref(),
-                        new.now,
-                    )
-                    .await?;
-                    row = fresh;
-                    written.extend(events);
-                    started_new = true;
-                }
-            }
-            (AuthorKind::Visitor, None, contact.name.clone())
-        }
-        Author::Agent(agent) => {
-            rules::check_agent_post(agent, &row.conversation, new.kind)?;
-            check_attachment(conn, new).await?;
-            if let Some(to) = rules::reply_assigns(agent, &row.conversation, new.kind) {
-                row.conversation.assignee_id = Some(to);
-                let ev = rules::assignment_event(Some(agent), Some(agent));
-                written
-                    .push(append(conn, &mut row, Entry::event(&ev, Some(agent), new.now)).await?);
-                assigned = true;
-            }
-            if new.kind == MessageKind::Text {
-                row.conversation.agent_took_part = true;
-            }
-            (
-                AuthorKind::Agent,
-                Some(agent.id),
-                Some(agent.display_name.clone()),
-            )
-        }
-        Author::Bot { name } => {
-            check_attachment(conn, new).await?;
-            (AuthorKind::Bot, None, Some(name.clone()))
-        }
-        Author::System => {
-            check_attachment(conn, new).await?;
-            (AuthorKind::System, None, None)
-        }
-    };
-    let message = append(
-        conn,
-        &mut row,
-        Entry {
-            kind: new.kind,
-            author_kind,
-            agent_id,
-            author_name,
-            author_key: key,
-            body: new.body.as_str(),
-            event: None,
-            attachment_id: new.attachment_id,
-            client_id: new.client_id.as_deref(),
-            mentions: &new.mentions,
-            now: new.now,
-        },
-    )
-    .await?;
-    save(conn, &row).await?;
-    let mut notifications = Vec::new();
-    for n in NewNotification::for_message(
-        &row.conversation,
-        &message,
-        started_new,
-        &new.notify,
-        new.now,
-    ) {
-        notifications.push(insert_notification(conn, &n).await?);
-    }
-    written.push(message.clone());
-    Ok(Posted {
-        message,
-        created: true,
-        written,
-        conversation: row.conversation,
-        started_new,
-        assigned,
-        notifications,
-        before,
-        contact,
-    })
-}
-
 async fn insert_notification(
     conn: &mut SqliteConnection,
     n: &NewNotification,
 ) -> Result<Notification> {
-    let row = sqlx::query(
-        "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(n.agent_id.0)
-    .bind(n.kind.as_str())
-    .bind(n.conversation_id.0)
-    .bind(n.message_id.map(|m| m.0))
-    .bind(&n.preview)
-    .bind(us(n.now))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let row = sqlx::query(INSERT_NOTIFICATION)
+        .bind(n.agent_id.0)
+        .bind(n.kind.as_str())
+        .bind(n.conversation_id.0)
+        .bind(n.message_id.map(|m| m.0))
+        .bind(&n.preview)
+        .bind(us(n.now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
     notification(&row)
 }
 
@@ -1816,7 +1432,7 @@ impl Store for SqliteStore {
         .fetch_one(&mut *self.writer().await?)
         .await
         .map_err(db_err)?;
-        Ok(attachment(&row))
+        attachment(&row)
     }
 
     async fn attachment(&self, id: AttachmentId) -> Result<Attachment> {
@@ -1825,7 +1441,7 @@ impl Store for SqliteStore {
             .fetch_one(&mut *self.reader().await?)
             .await
             .not_found("attachment")?;
-        Ok(attachment(&row))
+        attachment(&row)
     }
 
     async fn add_notifications(&self, items: Vec<NewNotification>) -> Result<Vec<Notification>> {

@@ -94,37 +94,80 @@ pub const CONVERSATION_COLUMNS: &str = "c.id, c.site_id, c.contact_id, c.channel
     c.agent_took_part, c.offline, c.rating, c.rating_comment, c.start_url, c.visitor_read_seq, \
     c.agent_read_seq, c.tags, c.created_at, c.last_message_at";
 
+/// A row's columns by name, whichever driver read it: sqlx's rows for the async store,
+/// rusqlite's on the group commit's own thread (`writer.rs`). The mappers below take
+/// either, so both paths build the same values from the same columns.
+pub trait Cols {
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.int(col)? != 0)
+    }
+}
+
+impl Cols for SqliteRow {
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get(col).map_err(corrupt)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.try_get(col).map_err(corrupt)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(corrupt)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(corrupt)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn int(&self, col: &str) -> Result<i64> {
+        self.get(col).map_err(corrupt)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.get(col).map_err(corrupt)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.get(col).map_err(corrupt)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.get(col).map_err(corrupt)
+    }
+}
+
 /// A conversation as loaded for a change: mutated in memory, then saved once.
 pub struct ConversationRow {
     pub conversation: Conversation,
 }
 
-pub fn conversation(r: &SqliteRow) -> Result<ConversationRow> {
+pub fn conversation(r: &impl Cols) -> Result<ConversationRow> {
     Ok(ConversationRow {
         conversation: Conversation {
-            id: ConversationId(r.get("id")),
-            site_id: SiteId(r.get("site_id")),
-            contact_id: ContactId(r.get("contact_id")),
-            channel: parse(r.get::<&str, _>("channel"))?,
-            status: parse(r.get::<&str, _>("status"))?,
-            assignee_id: r.get::<Option<i64>, _>("assignee_id").map(AgentId),
-            team_id: r.get::<Option<i64>, _>("team_id").map(TeamId),
-            snoozed_until: opt_from_us(r.get("snoozed_until")),
-            closed_at: opt_from_us(r.get("closed_at")),
-            last_seq: r.get("last_seq"),
-            last_visible_seq: r.get("last_visible_seq"),
-            handoff_at: opt_from_us(r.get("handoff_at")),
-            agent_took_part: r.get("agent_took_part"),
-            offline: r.get("offline"),
-            rating: r.get::<Option<&str>, _>("rating").map(parse).transpose()?,
-            rating_comment: r.get("rating_comment"),
-            start_url: r.get("start_url"),
-            last_visitor_seq: r.get("last_visitor_seq"),
-            visitor_read_seq: r.get("visitor_read_seq"),
-            agent_read_seq: r.get("agent_read_seq"),
-            tags: json(r.get::<&str, _>("tags"))?,
-            created_at: from_us(r.get("created_at")),
-            last_message_at: from_us(r.get("last_message_at")),
+            id: ConversationId(r.int("id")?),
+            site_id: SiteId(r.int("site_id")?),
+            contact_id: ContactId(r.int("contact_id")?),
+            channel: parse(&r.text("channel")?)?,
+            status: parse(&r.text("status")?)?,
+            assignee_id: r.opt_int("assignee_id")?.map(AgentId),
+            team_id: r.opt_int("team_id")?.map(TeamId),
+            snoozed_until: opt_from_us(r.opt_int("snoozed_until")?),
+            closed_at: opt_from_us(r.opt_int("closed_at")?),
+            last_seq: r.int("last_seq")?,
+            last_visible_seq: r.int("last_visible_seq")?,
+            handoff_at: opt_from_us(r.opt_int("handoff_at")?),
+            agent_took_part: r.flag("agent_took_part")?,
+            offline: r.flag("offline")?,
+            rating: r.opt_text("rating")?.as_deref().map(parse).transpose()?,
+            rating_comment: r.opt_text("rating_comment")?,
+            start_url: r.opt_text("start_url")?,
+            last_visitor_seq: r.int("last_visitor_seq")?,
+            visitor_read_seq: r.int("visitor_read_seq")?,
+            agent_read_seq: r.int("agent_read_seq")?,
+            tags: json(&r.text("tags")?)?,
+            created_at: from_us(r.int("created_at")?),
+            last_message_at: from_us(r.int("last_message_at")?),
         },
     })
 }
@@ -135,56 +178,59 @@ pub const MESSAGE_COLUMNS: &str =
     a.id AS a_id, a.filename AS a_filename, a.content_type AS a_content_type, a.size AS a_size, \
     a.path AS a_path, a.created_at AS a_created_at";
 
-pub fn message(r: &SqliteRow) -> Result<Message> {
-    let conversation_id = ConversationId(r.get("conversation_id"));
-    let attachment = r.get::<Option<i64>, _>("a_id").map(|id| Attachment {
-        id: AttachmentId(id),
-        conversation_id,
-        filename: r.get("a_filename"),
-        content_type: r.get("a_content_type"),
-        size: r.get("a_size"),
-        path: r.get("a_path"),
-        created_at: from_us(r.get("a_created_at")),
-    });
+pub fn message(r: &impl Cols) -> Result<Message> {
+    let conversation_id = ConversationId(r.int("conversation_id")?);
+    let attachment = match r.opt_int("a_id")? {
+        Some(id) => Some(Attachment {
+            id: AttachmentId(id),
+            conversation_id,
+            filename: r.text("a_filename")?,
+            content_type: r.text("a_content_type")?,
+            size: r.int("a_size")?,
+            path: r.text("a_path")?,
+            created_at: from_us(r.int("a_created_at")?),
+        }),
+        None => None,
+    };
     Ok(Message {
-        id: MessageId(r.get("id")),
+        id: MessageId(r.int("id")?),
         conversation_id,
-        seq: r.get("seq"),
-        visible_seq: r.get("visible_seq"),
-        kind: parse(r.get::<&str, _>("kind"))?,
-        author_kind: parse(r.get::<&str, _>("author_kind"))?,
-        agent_id: r.get::<Option<i64>, _>("agent_id").map(AgentId),
-        author_name: r.get("author_name"),
-        body: r.get("body"),
-        event: r.get::<Option<&str>, _>("event").map(json).transpose()?,
+        seq: r.int("seq")?,
+        visible_seq: r.opt_int("visible_seq")?,
+        kind: parse(&r.text("kind")?)?,
+        author_kind: parse(&r.text("author_kind")?)?,
+        agent_id: r.opt_int("agent_id")?.map(AgentId),
+        author_name: r.opt_text("author_name")?,
+        body: r.text("body")?,
+        event: r.opt_text("event")?.as_deref().map(json).transpose()?,
         attachment,
-        client_id: r.get("client_id"),
-        mentions: json(r.get::<&str, _>("mentions"))?,
-        created_at: from_us(r.get("created_at")),
+        client_id: r.opt_text("client_id")?,
+        mentions: json(&r.text("mentions")?)?,
+        created_at: from_us(r.int("created_at")?),
     })
 }
 
-pub fn attachment(r: &SqliteRow) -> Attachment {
-    Attachment {
-        id: AttachmentId(r.get("id")),
-        conversation_id: ConversationId(r.get("conversation_id")),
-        filename: r.get("filename"),
-        content_type: r.get("content_type"),
-        size: r.get("size"),
-        path: r.get("path"),
-        created_at: from_us(r.get("created_at")),
-    }
+pub fn attachment(r: &impl Cols) -> Result<Attachment> {
+    Ok(Attachment {
+        id: AttachmentId(r.int("id")?),
+        conversation_id: ConversationId(r.int("conversation_id")?),
+        filename: r.text("filename")?,
+        content_type: r.text("content_type")?,
+        size: r.int("size")?,
+        path: r.text("path")?,
+        created_at: from_us(r.int("created_at")?),
+    })
 }
 
-pub fn notification(r: &SqliteRow) -> Result<Notification> {
+pub fn notification(r: &impl Cols) -> Result<Notification> {
     Ok(Notification {
-        id: NotificationId(r.get("id")),
-        agent_id: AgentId(r.get("agent_id")),
-        kind: parse(r.get::<&str, _>("kind"))?,
-        conversation_id: ConversationId(r.get("conversation_id")),
-        message_id: r.get::<Option<i64>, _>("message_id").map(MessageId),
-        preview: r.get("preview"),
-        created_at: from_us(r.get("created_at")),
-        read_at: opt_from_us(r.get("read_at")),
+        id: NotificationId(r.int("id")?),
+        agent_id: AgentId(r.int("agent_id")?),
+        kind: parse(&r.text("kind")?)?,
+        conversation_id: ConversationId(r.int("conversation_id")?),
+        message_id: r.opt_int("message_id")?.map(MessageId),
+        preview: r.text("preview")?,
+        created_at: from_us(r.int("created_at")?),
+        read_at: opt_from_us(r.opt_int("read_at")?),
     })
 }

@@ -27,6 +27,7 @@ macro_rules! conformance_tests {
             read_receipts_only_grow, jobs_are_claimed_once_and_leases_expire,
             concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
             notifications_roundtrip, posts_commit_their_notifications, list_row_after_a_post,
+            posts_and_other_writes_at_once,
             attachments_belong_to_their_conversation
         );
     };
@@ -1133,6 +1134,40 @@ pub async fn concurrent_posts_keep_order(s: Arc<dyn Store>) {
     assert_eq!(
         all.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=201).collect::<Vec<_>>()
+    );
+}
+
+/// Posts and other writes at the same moment (on SQLite the posts are written by their own
+/// connection, the others by the store's): every one of them lands, and the timeline
+/// stays gap-free.
+pub async fn posts_and_other_writes_at_once(s: Arc<dyn Store>) {
+    let (_, _, c) = fixture(&*s).await;
+    let a = agent(&*s, "a@example.com", Role::Agent, Access::Full, true).await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = s.clone();
+        let c = c.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            s.post_message(visitor_msg(&c, &format!("c{i}"), &format!("m{i}")))
+                .await
+                .map(|_| ())?;
+            let target = (i % 2 == 0).then_some(&a);
+            s.assign(c.id, Some(&a), target, t0()).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let last = s.conversation(c.id).await.unwrap().last_seq;
+    let all = s.messages(c.id, 0, 1000, false).await.unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all.iter().filter(|m| m.kind == MessageKind::Text).count(),
+        100
     );
 }
 

@@ -5,8 +5,10 @@
 //! messages it returns carry their final sequence numbers. Only store crates hold SQL.
 
 pub mod conformance;
+mod entry;
 mod types;
 
+pub use entry::Entry;
 pub use types::*;
 
 use async_trait::async_trait;

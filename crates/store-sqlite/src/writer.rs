@@ -1,0 +1,619 @@
+//! The group commit, on a thread of its own.
+//!
+//! sqlx runs each SQLite connection on its own thread and every statement is a round trip
+//! to it and back: a futex wake each way. A message post is a handful of statements, and
+//! on a busy server those wake-ups cost more CPU than SQLite's own work
+//! (docs/performance.md). Here one thread owns a rusqlite connection to the same file and
+//! writes a whole batch of posts — every statement, the commit and its fsync — in one go:
+//! one hand-off per batch instead of two per statement. Each poster is answered from this
+//! thread as soon as the batch is on disk.
+//!
+//! The async side ([`group_commit`]) collects the posts that arrive while the previous
+//! batch is being written and holds the store's write connection while this thread works,
+//! so the other writes (assignments, closes, …) never run beside it: SQLite still sees one
+//! writer at a time and no statement waits on `SQLITE_BUSY`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as sync_mpsc, Arc, LazyLock};
+
+use confab_domain::rules::{self, Refusal, VisitorMessageEffect};
+use confab_domain::*;
+use confab_store::*;
+use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conns::Conns;
+use crate::rows::*;
+use crate::{
+    author_key, PostReply, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE, INSERT_NOTIFICATION,
+    MAX_BATCH, SAVE_CONVERSATION, SELECT_ATTACHMENT,
+};
+
+type Batch = Vec<(NewMessage, PostReply)>;
+
+/// A batch for the thread, and where it says it is done with it (the posts themselves are
+/// answered one by one).
+struct Job {
+    batch: Batch,
+    done: oneshot::Sender<Batch>,
+}
+
+/// Opens the writer's own connection to the (migrated) database file, with the same
+/// durability as the store's others: WAL, `synchronous = FULL`.
+pub(crate) fn open(path: &Path, cache_kib: &str) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_err)?;
+    // `journal_mode` answers with a row: query it rather than update it.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "the database would not use WAL (journal_mode = {mode})"
+        )));
+    }
+    for (pragma, value) in [
+        ("synchronous", "FULL"),
+        ("foreign_keys", "ON"),
+        ("temp_store", "MEMORY"),
+        ("cache_size", cache_kib),
+    ] {
+        conn.pragma_update(None, pragma, value).map_err(db_err)?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Starts the writer thread on `conn` and the task that feeds it posts from `rx`.
+pub(crate) fn start(
+    conn: Connection,
+    write: Arc<Conns>,
+    rx: mpsc::Receiver<(NewMessage, PostReply)>,
+    rewritten: Arc<AtomicU64>,
+) -> Result<()> {
+    let (jobs, queue) = sync_mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("confab-writer".into())
+        .spawn(move || run(conn, queue, &rewritten))
+        .map_err(|e| StoreError::Internal(format!("could not start the writer thread: {e}")))?;
+    tokio::spawn(group_commit(write, rx, jobs));
+    Ok(())
+}
+
+/// Collects the posts that arrived while the last batch was written and hands them to the
+/// thread, holding the write connection until it is done with them.
+async fn group_commit(
+    write: Arc<Conns>,
+    mut rx: mpsc::Receiver<(NewMessage, PostReply)>,
+    jobs: sync_mpsc::Sender<Job>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let permit = match write.get().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                answer_all(&mut batch, &e);
+                continue;
+            }
+        };
+        let (done, finished) = oneshot::channel();
+        let job = Job {
+            batch: std::mem::take(&mut batch),
+            done,
+        };
+        if let Err(sync_mpsc::SendError(job)) = jobs.send(job) {
+            batch = job.batch;
+            answer_all(
+                &mut batch,
+                &StoreError::Unavailable("the writer has stopped".into()),
+            );
+            continue;
+        }
+        // The thread gives the (emptied) buffer back, so it is allocated once.
+        match finished.await {
+            Ok(buffer) => batch = buffer,
+            Err(_) => {
+                tracing::error!("the writer thread stopped");
+                batch = Vec::with_capacity(MAX_BATCH);
+            }
+        }
+        drop(permit);
+    }
+}
+
+fn answer_all(batch: &mut Batch, e: &StoreError) {
+    for (_, reply) in batch.drain(..) {
+        let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+    }
+}
+
+/// The thread: one batch at a time, until the store is gone.
+fn run(mut conn: Connection, queue: sync_mpsc::Receiver<Job>, rewritten: &AtomicU64) {
+    while let Ok(Job { mut batch, done }) = queue.recv() {
+        match commit_batch(&mut conn, &batch, rewritten) {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, size = batch.len(), "group commit failed");
+                answer_all(&mut batch, &e);
+            }
+        }
+        let _ = done.send(batch);
+    }
+}
+
+/// Writes a batch of posts in one transaction. A refused post wrote nothing (see
+/// [`post_in_tx`]) and just gets its refusal. Any other error may have left part of a post
+/// written: the whole batch is rolled back and its posts are written again, one
+/// transaction each, so that only the failing post fails.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &Batch,
+    rewritten: &AtomicU64,
+) -> Result<Vec<Result<Posted>>> {
+    match write_posts(conn, batch.iter().map(|(new, _)| new)) {
+        Ok(results) => Ok(results),
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
+            rewritten.fetch_add(1, Ordering::Relaxed);
+            Ok(batch
+                .iter()
+                .map(|(new, _)| match write_posts(conn, std::iter::once(new)) {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| {
+                        Err(StoreError::Internal("a batch of one gave no result".into()))
+                    }),
+                    Err(e) => Err(e),
+                })
+                .collect())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a post's error is one of its refusals, decided before it wrote anything.
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::IdempotencyConflict
+            | StoreError::Refused(_)
+    )
+}
+
+fn write_posts<'a>(
+    conn: &mut Connection,
+    posts: impl Iterator<Item = &'a NewMessage>,
+) -> Result<Vec<Result<Posted>>> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let mut results = Vec::new();
+    for new in posts {
+        match post_in_tx(&tx, new) {
+            // Dropping `tx` rolls the batch back.
+            Err(e) if !is_refusal(&e) => return Err(e),
+            r => results.push(r),
+        }
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(results)
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("row"),
+        rusqlite::Error::SqliteFailure(ref f, _)
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict("value")
+        }
+        rusqlite::Error::SqliteFailure(ref f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+/// The first row of a query, mapped; `NotFound(what)` when there is none.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    what: &'static str,
+    map: impl FnOnce(&Row<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = st.query(params).map_err(db_err)?;
+    match rows.next().map_err(db_err)? {
+        Some(row) => map(row),
+        None => Err(StoreError::NotFound(what)),
+    }
+}
+
+fn conversation_row(conn: &Connection, id: ConversationId) -> Result<ConversationRow> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?")
+    });
+    one(conn, &SQL, [id.0], "conversation", |r| conversation(r))
+}
+
+fn fetch_message(conn: &Connection, id: i64) -> Result<Message> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             LEFT JOIN attachments a ON a.id = m.attachment_id WHERE m.id = ?"
+        )
+    });
+    one(conn, &SQL, [id], "message", |r| message(r))
+}
+
+/// What a post reads before it writes, in one statement: the conversation, its contact's
+/// name and email, and the id of the message this author already sent with this client id
+/// (a retry), if any.
+struct PostContext {
+    row: ConversationRow,
+    contact: ContactCard,
+    retry_of: Option<i64>,
+}
+
+fn post_context(
+    conn: &Connection,
+    id: ConversationId,
+    retry_key: Option<(&str, &str)>,
+) -> Result<PostContext> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
+             (SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2) AS retry_of \
+             FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?3"
+        )
+    });
+    let (key, cid) = retry_key.unzip();
+    one(conn, &SQL, params![key, cid, id.0], "conversation", |r| {
+        Ok(PostContext {
+            row: conversation(r)?,
+            contact: ContactCard {
+                name: r.opt_text("contact_name")?,
+                email: r.opt_text("contact_email")?,
+            },
+            retry_of: r.opt_int("retry_of")?,
+        })
+    })
+}
+
+/// A post's attachment must belong to its conversation.
+fn check_attachment(conn: &Connection, new: &NewMessage) -> Result<()> {
+    let Some(aid) = new.attachment_id else {
+        return Ok(());
+    };
+    let owner = one(
+        conn,
+        "SELECT conversation_id FROM attachments WHERE id = ?",
+        [aid.0],
+        "attachment",
+        |r| r.int("conversation_id"),
+    );
+    match owner {
+        Ok(owner) if owner == new.conversation_id.0 => Ok(()),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(StoreError::NotFound("attachment")),
+        Err(e) => Err(e),
+    }
+}
+
+/// A retried post: the stored message, if it is the same one (else a conflict).
+fn retried(
+    conn: &Connection,
+    new: &NewMessage,
+    id: i64,
+    before: Conversation,
+    contact: ContactCard,
+) -> Result<Posted> {
+    let message = fetch_message(conn, id)?;
+    if message.body != new.body.as_str()
+        || message.kind != new.kind
+        || message.attachment.as_ref().map(|a| a.id) != new.attachment_id
+    {
+        return Err(StoreError::IdempotencyConflict);
+    }
+    // Under the `final` policy the first attempt may have started a new conversation.
+    let conversation = if message.conversation_id == before.id {
+        before.clone()
+    } else {
+        conversation_row(conn, message.conversation_id)?.conversation
+    };
+    Ok(Posted {
+        message,
+        created: false,
+        written: vec![],
+        conversation,
+        started_new: false,
+        assigned: false,
+        notifications: vec![],
+        before,
+        contact,
+    })
+}
+
+/// Appends one entry to a conversation's timeline, advancing its sequence numbers in `row`
+/// (the caller saves the row once at the end of the transaction).
+fn append(conn: &Connection, row: &mut ConversationRow, e: Entry<'_>) -> Result<Message> {
+    let visible_seq = e.advance(&mut row.conversation);
+    let c = &row.conversation;
+    let id = one(
+        conn,
+        INSERT_MESSAGE,
+        params![
+            c.id.0,
+            c.last_seq,
+            visible_seq,
+            e.kind.as_str(),
+            e.author_kind.as_str(),
+            e.agent_id.map(|a| a.0),
+            e.author_name,
+            e.author_key,
+            e.body,
+            e.event_json()?,
+            e.attachment_id.map(|a| a.0),
+            e.client_id,
+            e.mentions_json()?,
+            us(e.now),
+        ],
+        "message",
+        |r| r.int("id"),
+    )?;
+    let attachment = match e.attachment_id {
+        Some(aid) => Some(one(conn, SELECT_ATTACHMENT, [aid.0], "attachment", |r| {
+            attachment(r)
+        })?),
+        None => None,
+    };
+    Ok(e.into_message(MessageId(id), c, visible_seq, attachment))
+}
+
+fn save(conn: &Connection, row: &ConversationRow) -> Result<()> {
+    let c = &row.conversation;
+    conn.prepare_cached(SAVE_CONVERSATION)
+        .and_then(|mut st| {
+            st.execute(params![
+                c.status.as_str(),
+                c.assignee_id.map(|a| a.0),
+                c.team_id.map(|t| t.0),
+                c.snoozed_until.map(us),
+                c.closed_at.map(us),
+                c.last_seq,
+                c.last_visible_seq,
+                c.last_visitor_seq,
+                c.handoff_at.map(us),
+                c.agent_took_part,
+                c.offline,
+                c.rating.map(Rating::as_str),
+                c.rating_comment,
+                c.visitor_read_seq,
+                c.agent_read_seq,
+                us(c.last_message_at),
+                c.id.0,
+            ])
+        })
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts a conversation and its handoff entry (W4), for a visitor writing to a closed
+/// conversation under the `final` policy.
+fn create_conversation(
+    conn: &Connection,
+    old: &Conversation,
+    handoff: Option<&rules::Handoff>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(ConversationRow, Vec<Message>)> {
+    let id = one(
+        conn,
+        INSERT_CONVERSATION,
+        params![
+            old.site_id.0,
+            old.contact_id.0,
+            old.channel.as_str(),
+            handoff.map(|_| us(now)),
+            handoff.is_some_and(|h| h.offline),
+            old.start_url,
+            us(now),
+            us(now),
+        ],
+        "conversation",
+        |r| r.int("id"),
+    )
+    .map_err(|e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict("live conversation"),
+        e => e,
+    })?;
+    let mut row = conversation_row(conn, ConversationId(id))?;
+    let mut written = Vec::new();
+    if let Some(h) = handoff {
+        written.push(append(conn, &mut row, Entry::event(&h.event, None, now))?);
+        if let Some(at) = h.wait_until {
+            conn.prepare_cached(INSERT_JOB)
+                .and_then(|mut st| {
+                    st.execute(params![
+                        JobKind::WaitExpiry.as_str(),
+                        row.conversation.id.0,
+                        us(at)
+                    ])
+                })
+                .map_err(db_err)?;
+        }
+        save(conn, &row)?;
+    }
+    Ok((row, written))
+}
+
+fn insert_notification(conn: &Connection, n: &NewNotification) -> Result<Notification> {
+    one(
+        conn,
+        INSERT_NOTIFICATION,
+        params![
+            n.agent_id.0,
+            n.kind.as_str(),
+            n.conversation_id.0,
+            n.message_id.map(|m| m.0),
+            n.preview,
+            us(n.now),
+        ],
+        "notification",
+        |r| notification(r),
+    )
+}
+
+/// One post, inside the group commit's transaction (see [`Store::post_message`]).
+///
+/// **Invariant:** every refusal (not found, conflict, a rule) is decided before the post
+/// writes anything, so a refused post leaves nothing behind and the batch needs no
+/// savepoint per post. Only the database's own errors can come after a write; the batch
+/// is then rolled back and written again post by post (see [`commit_batch`]).
+fn post_in_tx(conn: &Connection, new: &NewMessage) -> Result<Posted> {
+    let key = author_key(&new.author);
+    let PostContext {
+        mut row,
+        contact,
+        retry_of,
+    } = post_context(
+        conn,
+        new.conversation_id,
+        key.as_deref().zip(new.client_id.as_deref()),
+    )?;
+    new.author.check_sees(&row.conversation)?;
+    let before = row.conversation.clone();
+    if let Some(id) = retry_of {
+        return retried(conn, new, id, before, contact);
+    }
+    let mut written = Vec::new();
+    let mut started_new = false;
+    let mut assigned = false;
+    let (author_kind, agent_id, author_name) = match &new.author {
+        Author::Visitor { .. } => {
+            if new.kind != MessageKind::Text {
+                return Err(Refusal::Forbidden.into());
+            }
+            check_attachment(conn, new)?;
+            match rules::visitor_message_effect(&row.conversation, new.reopen_policy) {
+                VisitorMessageEffect::Post => {}
+                VisitorMessageEffect::Wake => {
+                    row.conversation.status = Status::Open;
+                    row.conversation.snoozed_until = None;
+                    written.push(append(
+                        conn,
+                        &mut row,
+                        Entry::event(&Event::Woke, None, new.now),
+                    )?);
+                }
+                VisitorMessageEffect::Reopen => {
+                    row.conversation.status = Status::Open;
+                    row.conversation.closed_at = None;
+                    written.push(append(
+                        conn,
+                        &mut row,
+                        Entry::event(&Event::Reopened { by: None }, None, new.now),
+                    )?);
+                }
+                VisitorMessageEffect::StartNew => {
+                    let (fresh, events) = create_conversation(
+                        conn,
+                        &row.conversation,
+                        new.handoff_if_new.as_ref(),
+                        new.now,
+                    )?;
+                    row = fresh;
+                    written.extend(events);
+                    started_new = true;
+                }
+            }
+            (AuthorKind::Visitor, None, contact.name.clone())
+        }
+        Author::Agent(agent) => {
+            rules::check_agent_post(agent, &row.conversation, new.kind)?;
+            check_attachment(conn, new)?;
+            if let Some(to) = rules::reply_assigns(agent, &row.conversation, new.kind) {
+                row.conversation.assignee_id = Some(to);
+                let ev = rules::assignment_event(Some(agent), Some(agent));
+                written.push(append(
+                    conn,
+                    &mut row,
+                    Entry::event(&ev, Some(agent), new.now),
+                )?);
+                assigned = true;
+            }
+            if new.kind == MessageKind::Text {
+                row.conversation.agent_took_part = true;
+            }
+            (
+                AuthorKind::Agent,
+                Some(agent.id),
+                Some(agent.display_name.clone()),
+            )
+        }
+        Author::Bot { name } => {
+            check_attachment(conn, new)?;
+            (AuthorKind::Bot, None, Some(name.clone()))
+        }
+        Author::System => {
+            check_attachment(conn, new)?;
+            (AuthorKind::System, None, None)
+        }
+    };
+    let message = append(
+        conn,
+        &mut row,
+        Entry {
+            kind: new.kind,
+            author_kind,
+            agent_id,
+            author_name,
+            author_key: key,
+            body: new.body.as_str(),
+            event: None,
+            attachment_id: new.attachment_id,
+            client_id: new.client_id.as_deref(),
+            mentions: &new.mentions,
+            now: new.now,
+        },
+    )?;
+    save(conn, &row)?;
+    let notifications = NewNotification::for_message(
+        &row.conversation,
+        &message,
+        started_new,
+        &new.notify,
+        new.now,
+    )
+    .iter()
+    .map(|n| insert_notification(conn, n))
+    .collect::<Result<Vec<_>>>()?;
+    written.push(message.clone());
+    Ok(Posted {
+        message,
+        created: true,
+        written,
+        conversation: row.conversation,
+        started_new,
+        assigned,
+        notifications,
+        before,
+        contact,
+    })
+}
