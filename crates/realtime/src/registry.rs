@@ -225,15 +225,8 @@ impl<E: Routed> Connection<E> {
     /// client sees everything that did fit before it is told to resync.
     pub async fn recv(&mut self) -> Recv<E> {
         loop {
-            if self.shared.closed.is_cancelled() {
-                return Recv::Closed;
-            }
-            let next = self.shared.queue().pop_front();
-            if let Some(e) = next {
-                return Recv::Event(e);
-            }
-            if self.shared.lagged.swap(false, Ordering::Relaxed) {
-                return Recv::Lagged;
+            if let Some(r) = self.try_recv() {
+                return r;
             }
             // A wake-up sent since the checks above is kept by `Notify` as a permit, so
             // none is missed.
@@ -242,6 +235,23 @@ impl<E: Routed> Connection<E> {
                 _ = self.shared.closed.cancelled() => return Recv::Closed,
             }
         }
+    }
+
+    /// What [`Self::recv`] would return now, or `None` if it would wait. A loop that got
+    /// an event takes the ones queued behind it with this, so that a burst is written with
+    /// one flush; the order is the same as `recv`'s.
+    pub fn try_recv(&mut self) -> Option<Recv<E>> {
+        if self.shared.closed.is_cancelled() {
+            return Some(Recv::Closed);
+        }
+        let next = self.shared.queue().pop_front();
+        if let Some(e) = next {
+            return Some(Recv::Event(e));
+        }
+        if self.shared.lagged.swap(false, Ordering::Relaxed) {
+            return Some(Recv::Lagged);
+        }
+        None
     }
 
     /// A token cancelled when this socket must close.
@@ -303,6 +313,27 @@ mod tests {
         // After the lag signal, delivery resumes.
         r.deliver(Arc::new(Ev(9, vec![conv(1)])));
         assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 9));
+    }
+
+    #[tokio::test]
+    async fn try_recv_takes_a_burst_in_order_then_the_lag() {
+        let r = Registry::new(3);
+        let mut a = r.connect(None);
+        a.subscribe(conv(1));
+        assert!(a.try_recv().is_none(), "nothing queued: would wait");
+        for i in 0..5 {
+            r.deliver(Arc::new(Ev(i, vec![conv(1)])));
+        }
+        // recv and try_recv share one queue: the burst comes out in delivery order.
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 0));
+        assert!(matches!(a.try_recv(), Some(Recv::Event(e)) if e.0 == 1));
+        assert!(matches!(a.try_recv(), Some(Recv::Event(e)) if e.0 == 2));
+        assert!(matches!(a.try_recv(), Some(Recv::Lagged)));
+        assert!(a.try_recv().is_none());
+        r.deliver(Arc::new(Ev(7, vec![conv(1)])));
+        r.deliver(Arc::new(Ev(8, vec![conv(1)])));
+        assert!(matches!(a.try_recv(), Some(Recv::Event(e)) if e.0 == 7));
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.0 == 8));
     }
 
     #[tokio::test]

@@ -2,21 +2,25 @@
 //! collision (I7), presence and notifications (E3).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use confab_domain::rules;
 use confab_domain::*;
 use confab_realtime::{Connection, Recv, Topic};
+use confab_store::ConversationSummary;
 use futures::{Sink, SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::shared::Encoded;
 use super::{
-    classify, close, frame_error, lanes, send_close, send_json, Incoming, Replies, ReplyTx,
-    MAX_FRAME,
+    classify, close, encode, frame_error, lanes, send_close, send_json, send_text, Batched,
+    Incoming, Replies, ReplyTx, BURST, MAX_FRAME,
 };
 use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
@@ -50,7 +54,8 @@ pub async fn upgrade(
 }
 
 async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket) {
-    let (mut tx, mut rx) = socket.split();
+    let (tx, mut rx) = socket.split();
+    let mut tx = Batched::new(tx);
     let me = match by_cookie {
         Some(a) => a,
         None => {
@@ -170,7 +175,7 @@ type Rx = futures::stream::SplitStream<WebSocket>;
 impl Session {
     async fn serve<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         rx: &mut Rx,
         conn: &mut Connection<HubEvent>,
     ) {
@@ -180,6 +185,10 @@ impl Session {
         let mut counts_tick = tokio::time::interval(Duration::from_millis(250));
         let mut last_seen = Instant::now();
         loop {
+            // Everything the last turn queued goes out at once (see `Batched`).
+            if !tx.flush_queued().await {
+                return;
+            }
             tokio::select! {
                 frame = rx.next() => match classify(frame) {
                     Incoming::Text(t) => {
@@ -192,12 +201,13 @@ impl Session {
                     Incoming::Violation => return send_close(tx, close::POLICY, "text frames up to 64 KiB").await,
                     Incoming::Closed => return,
                 },
-                Some(out) = self.replies.recv() => if !send_json(tx, &out).await { return },
-                ev = conn.recv() => match ev {
-                    Recv::Event(e) => if !Box::pin(self.on_event(tx, conn, &e)).await { return },
-                    Recv::Lagged => if !send_json(tx, &AgentServerFrame::Resync).await { return },
-                    Recv::Closed => return send_close(tx, close::UNAUTHENTICATED, "session ended").await,
-                },
+                Some(out) = self.replies.recv() => {
+                    if !send_json(tx, &out).await { return }
+                    while let Some(out) = self.replies.try_recv() {
+                        if !send_json(tx, &out).await { return }
+                    }
+                }
+                ev = conn.recv() => if !Box::pin(self.on_burst(tx, conn, ev)).await { return },
                 _ = counts_tick.tick(), if self.counts_dirty.is_some() => {
                     let after = self.counts_dirty.take().unwrap_or_else(Instant::now);
                     if let Ok(counts) = Box::pin(state.folder_counts_after(&self.me, after)).await {
@@ -213,9 +223,41 @@ impl Session {
         }
     }
 
+    /// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the
+    /// loop then writes all their frames with one flush. False when the socket must close.
+    async fn on_burst<S: Sink<WsMessage> + Unpin>(
+        &mut self,
+        tx: &mut Batched<S>,
+        conn: &mut Connection<HubEvent>,
+        first: Recv<HubEvent>,
+    ) -> bool {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(ev) = next {
+            let ok = match ev {
+                Recv::Event(e) => self.on_event(tx, conn, &e).await,
+                Recv::Lagged => send_json(tx, &AgentServerFrame::Resync).await,
+                Recv::Closed => {
+                    send_close(tx, close::UNAUTHENTICATED, "session ended").await;
+                    false
+                }
+            };
+            if !ok {
+                return false;
+            }
+            handled += 1;
+            next = if handled < BURST {
+                conn.try_recv()
+            } else {
+                None
+            };
+        }
+        true
+    }
+
     async fn catch_up<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         id: ConversationId,
     ) -> bool {
         loop {
@@ -234,9 +276,9 @@ impl Session {
                 self.viewing.insert(id, m.seq);
                 if !send_json(
                     tx,
-                    &AgentServerFrame::Message {
+                    &MessageFrame {
                         conversation_id: id,
-                        message: m,
+                        message: &m,
                     },
                 )
                 .await
@@ -264,11 +306,11 @@ impl Session {
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
-        e: &HubEvent,
+        event: &Arc<HubEvent>,
     ) -> bool {
-        match e {
+        match &**event {
             HubEvent::Message { message } => {
                 let id = message.conversation_id;
                 let Some(last) = self.viewing.get(&id).copied() else {
@@ -280,9 +322,9 @@ impl Session {
                     self.viewing.insert(id, message.seq);
                     send_json(
                         tx,
-                        &AgentServerFrame::Message {
+                        &MessageFrame {
                             conversation_id: id,
-                            message: (**message).clone(),
+                            message,
                         },
                     )
                     .await
@@ -328,10 +370,10 @@ impl Session {
                         r
                     }
                 };
-                let mut summary = (**summary).clone();
-                summary.my_read_seq = my_read;
-                summary.unread = summary.conversation.last_visitor_seq > my_read;
-                send_json(tx, &AgentServerFrame::Conversation { summary }).await
+                match list_row(event, summary, my_read) {
+                    Some(row) => send_text(tx, row).await,
+                    None => false,
+                }
             }
             HubEvent::Deleted {
                 conversation_id,
@@ -491,7 +533,7 @@ impl Session {
 
     async fn on_frame<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
         text: &str,
     ) -> bool {
@@ -612,10 +654,132 @@ impl Session {
     }
 }
 
+/// List rows encoded for recent `Conversation` events, shared by every agent socket.
+static LIST_ROWS: Encoded<HubEvent> = Encoded::new();
+
+/// The `conversation` frame of `event` (whose summary is `summary`) for an agent who has
+/// read up to `my_read`: the same text for every agent with the same read position, so
+/// encoded once for all of them.
+fn list_row(
+    event: &Arc<HubEvent>,
+    summary: &ConversationSummary,
+    my_read: Seq,
+) -> Option<Utf8Bytes> {
+    LIST_ROWS.get_or_encode(event, my_read, || {
+        let mut summary = summary.clone();
+        summary.my_read_seq = my_read;
+        summary.unread = summary.conversation.last_visitor_seq > my_read;
+        encode(&AgentServerFrame::Conversation { summary })
+    })
+}
+
+/// [`AgentServerFrame::Message`] with the entry borrowed rather than copied: the same JSON.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "message")]
+struct MessageFrame<'a> {
+    conversation_id: ConversationId,
+    message: &'a Message,
+}
+
 fn error_frame(e: ApiError, client_id: Option<String>) -> AgentServerFrame {
     AgentServerFrame::Error {
         code: e.code.into(),
         message: e.message,
         client_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> chrono::DateTime<chrono::Utc> {
+        t.parse().unwrap()
+    }
+
+    fn message() -> Message {
+        Message {
+            id: MessageId(81),
+            conversation_id: ConversationId(12),
+            seq: 4,
+            visible_seq: Some(3),
+            kind: MessageKind::Text,
+            author_kind: AuthorKind::Visitor,
+            agent_id: None,
+            author_name: Some("Zo\u{eb} \"Z\"".into()),
+            body: "hi\n<b>there</b> \u{1f600}".into(),
+            event: None,
+            attachment: None,
+            client_id: Some("c-1".into()),
+            mentions: vec![AgentId(3)],
+            created_at: at("2026-11-21T12:00:03.123456Z"),
+        }
+    }
+
+    fn summary(last_visitor_seq: Seq) -> ConversationSummary {
+        let conversation: Conversation = serde_json::from_value(serde_json::json!({
+            "id": 12, "site_id": 1, "contact_id": 7, "channel": "web", "status": "open",
+            "assignee_id": 3, "team_id": null, "snoozed_until": null, "closed_at": null,
+            "last_seq": 4, "last_visible_seq": 3, "handoff_at": null,
+            "agent_took_part": true, "offline": false, "rating": null, "rating_comment": null,
+            "start_url": null, "last_visitor_seq": last_visitor_seq, "visitor_read_seq": 0,
+            "agent_read_seq": 0, "tags": ["a"], "created_at": "2026-11-21T12:00:00Z",
+            "last_message_at": "2026-11-21T12:00:03Z"
+        }))
+        .unwrap();
+        ConversationSummary {
+            conversation,
+            contact_name: Some("Zo\u{eb}".into()),
+            contact_email: None,
+            last_message: None,
+            my_read_seq: 0,
+            unread: true,
+        }
+    }
+
+    #[test]
+    fn a_borrowed_message_frame_is_the_same_json() {
+        let m = message();
+        let borrowed = encode(&MessageFrame {
+            conversation_id: m.conversation_id,
+            message: &m,
+        })
+        .unwrap();
+        let owned = encode(&AgentServerFrame::Message {
+            conversation_id: m.conversation_id,
+            message: m.clone(),
+        })
+        .unwrap();
+        assert_eq!(borrowed.as_str(), owned.as_str());
+    }
+
+    #[test]
+    fn shared_list_rows_carry_each_agents_read_position() {
+        let s = summary(4);
+        let event = Arc::new(HubEvent::Conversation {
+            summary: Box::new(s.clone()),
+            visitor: VisitorConversation::new(&s.conversation, None),
+            before: None,
+        });
+        // Agents in the order their sockets take the event: some share a read position.
+        for my_read in [0, 4, 0, 2, 4, 0, 7, 2] {
+            let row = list_row(&event, &s, my_read).unwrap();
+            let mut expected = s.clone();
+            expected.my_read_seq = my_read;
+            expected.unread = 4 > my_read;
+            let expected = encode(&AgentServerFrame::Conversation { summary: expected }).unwrap();
+            assert_eq!(row.as_str(), expected.as_str(), "my_read_seq {my_read}");
+        }
+        // Another event's row is never taken for this one's.
+        let s2 = summary(6);
+        let other = Arc::new(HubEvent::Conversation {
+            summary: Box::new(s2.clone()),
+            visitor: VisitorConversation::new(&s2.conversation, None),
+            before: None,
+        });
+        let row: serde_json::Value =
+            serde_json::from_str(list_row(&other, &s2, 4).unwrap().as_str()).unwrap();
+        assert_eq!(row["summary"]["conversation"]["last_visitor_seq"], 6);
+        assert_eq!(row["summary"]["unread"], true);
     }
 }

@@ -8,10 +8,14 @@
 
 pub mod agent;
 mod lanes;
+mod shared;
 pub mod visitor;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderValue};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures::{Sink, SinkExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -27,22 +31,94 @@ pub mod close {
     pub const POLICY: u16 = 1008;
 }
 
-pub async fn send_json<S, T>(sink: &mut S, frame: &T) -> bool
+/// A frame as the text a socket sends.
+pub fn encode<T: Serialize>(frame: &T) -> Option<Utf8Bytes> {
+    match serde_json::to_string(frame) {
+        Ok(text) => Some(Utf8Bytes::from(text)),
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a frame");
+            None
+        }
+    }
+}
+
+/// Queues a frame on the socket, after the ones queued before it; it goes out with the
+/// loop's next flush (see [`Batched`]). False when the socket is gone.
+pub async fn send_json<S, T>(sink: &mut Batched<S>, frame: &T) -> bool
 where
     S: Sink<WsMessage> + Unpin,
     T: Serialize,
 {
-    match serde_json::to_string(frame) {
-        Ok(text) => sink
-            .send(WsMessage::Text(Utf8Bytes::from(text)))
-            .await
-            .is_ok(),
-        Err(e) => {
-            tracing::error!(error = %e, "could not serialize a frame");
-            false
-        }
+    match encode(frame) {
+        Some(text) => send_text(sink, text).await,
+        None => false,
     }
 }
+
+/// Queues an encoded frame, like [`send_json`]. The text is shared, not copied, so a frame
+/// encoded once can go to many sockets.
+pub async fn send_text<S>(sink: &mut Batched<S>, text: Utf8Bytes) -> bool
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    sink.feed(WsMessage::Text(text)).await.is_ok()
+}
+
+/// A socket's writing half that writes in bursts. [`send_json`] only queues a frame (the
+/// WebSocket library buffers it, writing to the connection once 4 KiB are waiting); the
+/// socket loop calls [`Batched::flush_queued`] before it waits for more work, so every
+/// frame it queued while handling what was ready — several events, a catch-up, the acks
+/// that came back meanwhile — goes out with one flush rather than one write each. Frames
+/// keep the order they were queued in. `send` (closes, pings) flushes everything queued
+/// before it, too.
+pub struct Batched<S> {
+    sink: S,
+    /// Frames were queued since the last flush.
+    queued: bool,
+}
+
+impl<S: Sink<WsMessage> + Unpin> Batched<S> {
+    pub fn new(sink: S) -> Self {
+        Self {
+            sink,
+            queued: false,
+        }
+    }
+
+    /// Writes what is queued; false when the socket is gone.
+    pub async fn flush_queued(&mut self) -> bool {
+        !self.queued || self.flush().await.is_ok()
+    }
+}
+
+impl<S: Sink<WsMessage> + Unpin> Sink<WsMessage> for Batched<S> {
+    type Error = S::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.sink).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), S::Error> {
+        self.queued = true;
+        Pin::new(&mut self.sink).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        let r = std::task::ready!(Pin::new(&mut self.sink).poll_flush(cx));
+        if r.is_ok() {
+            self.queued = false;
+        }
+        Poll::Ready(r)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.sink).poll_close(cx)
+    }
+}
+
+/// At most this many events are handled in one burst before the loop flushes and looks at
+/// its other work (the client's frames, shutdown) again.
+pub const BURST: usize = 64;
 
 pub async fn send_close<S>(sink: &mut S, code: u16, reason: &'static str)
 where
@@ -108,6 +184,11 @@ impl<F> Replies<F> {
             None => std::future::pending().await,
         }
     }
+
+    /// A reply that is already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<Box<F>> {
+        self.chan.as_mut().and_then(|(_, rx)| rx.try_recv().ok())
+    }
 }
 
 /// What to do with the next client frame's text.
@@ -139,5 +220,81 @@ pub fn frame_error(e: &serde_json::Error) -> (&'static str, String) {
         ("invalid_json", e.to_string())
     } else {
         ("invalid_frame", e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    /// A socket that records what reaches the connection: each flush is one write.
+    #[derive(Default)]
+    struct Wire {
+        buffered: Vec<String>,
+        writes: Vec<Vec<String>>,
+    }
+
+    impl Sink<WsMessage> for Wire {
+        type Error = Infallible;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), Infallible> {
+            let text = match item {
+                WsMessage::Text(t) => t.to_string(),
+                WsMessage::Close(c) => format!("close {}", c.map_or(0, |c| c.code)),
+                other => format!("{other:?}"),
+            };
+            self.buffered.push(text);
+            Ok(())
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Infallible>> {
+            let batch = std::mem::take(&mut self.buffered);
+            self.writes.push(batch);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_in_order_with_one_flush() {
+        let mut tx = Batched::new(Wire::default());
+        assert!(tx.flush_queued().await);
+        assert!(tx.sink.writes.is_empty(), "nothing queued, nothing written");
+        for i in 0..5 {
+            assert!(send_json(&mut tx, &serde_json::json!({ "n": i })).await);
+        }
+        let shared = Utf8Bytes::from_static(r#"{"n":5}"#);
+        assert!(send_text(&mut tx, shared.clone()).await);
+        assert!(tx.sink.writes.is_empty(), "queued, not yet written");
+        assert!(tx.flush_queued().await);
+        let expected: Vec<String> = (0..6).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+        assert_eq!(tx.sink.writes, vec![expected]);
+        assert!(tx.flush_queued().await);
+        assert_eq!(tx.sink.writes.len(), 1, "no second write for nothing");
+    }
+
+    #[tokio::test]
+    async fn a_close_goes_out_after_the_frames_queued_before_it() {
+        let mut tx = Batched::new(Wire::default());
+        assert!(send_json(&mut tx, &serde_json::json!({ "n": 1 })).await);
+        assert!(send_json(&mut tx, &serde_json::json!({ "n": 2 })).await);
+        send_close(&mut tx, close::GOING_AWAY, "bye").await;
+        assert_eq!(
+            tx.sink.writes,
+            vec![vec![
+                r#"{"n":1}"#.to_string(),
+                r#"{"n":2}"#.to_string(),
+                "close 1001".to_string()
+            ]]
+        );
+        assert!(tx.flush_queued().await);
+        assert_eq!(tx.sink.writes.len(), 1);
     }
 }

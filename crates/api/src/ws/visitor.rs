@@ -16,8 +16,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{
-    classify, close, frame_error, lanes, owned_headers, send_close, send_json, Incoming, Replies,
-    ReplyTx, MAX_FRAME,
+    classify, close, frame_error, lanes, owned_headers, send_close, send_json, Batched, Incoming,
+    Replies, ReplyTx, BURST, MAX_FRAME,
 };
 use crate::auth::{self, CurrentVisitor};
 use crate::error::{ApiError, ApiResult};
@@ -125,9 +125,10 @@ async fn run(
     state: AppState,
     site_id: SiteId,
     headers: HeaderMap,
-    mut tx: SplitSink<WebSocket, WsMessage>,
+    tx: SplitSink<WebSocket, WsMessage>,
     mut rx: SplitStream<WebSocket>,
 ) {
+    let mut tx = Batched::new(tx);
     // The opening and the handlers below are boxed: an idle socket's task waits in the loop
     // and should not keep room for the database futures they hold while they run.
     let (mut s, mut conn) = match Box::pin(open(&state, site_id, headers, &mut rx)).await {
@@ -155,6 +156,10 @@ async fn run(
     heartbeat.tick().await;
     let mut last_seen = Instant::now();
     loop {
+        // Everything the last turn queued goes out at once (see `Batched`).
+        if !tx.flush_queued().await {
+            break;
+        }
         tokio::select! {
             frame = rx.next() => match classify(frame) {
                 Incoming::Text(t) => {
@@ -165,12 +170,16 @@ async fn run(
                 Incoming::Violation => { send_close(&mut tx, close::POLICY, "text frames up to 64 KiB").await; break; }
                 Incoming::Closed => break,
             },
-            Some(out) = s.replies.recv() => if !send_json(&mut tx, &out).await { break },
-            ev = conn.recv() => match ev {
-                Recv::Event(e) => if !Box::pin(s.on_event(&mut tx, &conn, &e)).await { break },
-                Recv::Lagged => if !send_json(&mut tx, &VisitorServerFrame::Resync).await { break },
-                Recv::Closed => { send_close(&mut tx, close::UNAUTHENTICATED, "session ended").await; break; }
-            },
+            Some(out) = s.replies.recv() => {
+                if !send_json(&mut tx, &out).await { break }
+                let mut ok = true;
+                while let Some(out) = s.replies.try_recv() {
+                    ok = send_json(&mut tx, &out).await;
+                    if !ok { break }
+                }
+                if !ok { break }
+            }
+            ev = conn.recv() => if !Box::pin(s.on_burst(&mut tx, &mut conn, ev)).await { break },
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > state.settings.heartbeat * 3 { break; }
                 if tx.send(WsMessage::Ping(Default::default())).await.is_err() { break; }
@@ -241,6 +250,38 @@ fn spawn_sender(
 }
 
 impl Session {
+    /// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the
+    /// loop then writes all their frames with one flush. False when the socket must close.
+    async fn on_burst<S: Sink<WsMessage> + Unpin>(
+        &mut self,
+        tx: &mut Batched<S>,
+        conn: &mut Connection<HubEvent>,
+        first: Recv<HubEvent>,
+    ) -> bool {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(ev) = next {
+            let ok = match ev {
+                Recv::Event(e) => self.on_event(tx, conn, &e).await,
+                Recv::Lagged => send_json(tx, &VisitorServerFrame::Resync).await,
+                Recv::Closed => {
+                    send_close(tx, close::UNAUTHENTICATED, "session ended").await;
+                    false
+                }
+            };
+            if !ok {
+                return false;
+            }
+            handled += 1;
+            next = if handled < BURST {
+                conn.try_recv()
+            } else {
+                None
+            };
+        }
+        true
+    }
+
     /// Where to go on in a conversation when the client says it has everything up to
     /// `seq`: from there, or from what this socket already sent if that is further.
     fn resume_from(&mut self, id: ConversationId, seq: Seq) {
@@ -251,7 +292,7 @@ impl Session {
     /// Sends everything after the last sent seq, from the store.
     async fn catch_up<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         id: ConversationId,
     ) -> bool {
         loop {
@@ -288,7 +329,7 @@ impl Session {
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
         e: &HubEvent,
     ) -> bool {
@@ -395,7 +436,7 @@ impl Session {
 
     async fn on_frame<S: Sink<WsMessage> + Unpin>(
         &mut self,
-        tx: &mut S,
+        tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
         text: &str,
     ) -> bool {
