@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,11 @@ pub struct App {
     /// Cancelled on shutdown: sockets close with 1001 and background jobs stop.
     pub shutdown: CancellationToken,
     agents: RwLock<Option<(Instant, Arc<Vec<Agent>>)>>,
+    /// Held while the agent list is read again, so that callers arriving meanwhile wait for
+    /// that read instead of making their own; and how many changes dropped the list, so
+    /// that a read begun before a change is not kept.
+    agents_refresh: tokio::sync::Mutex<()>,
+    agents_changes: std::sync::atomic::AtomicU64,
     sites: Mutex<HashMap<SiteId, (Instant, Site)>>,
     /// Site keys seen lately, to their sites' ids.
     site_keys: Mutex<HashMap<String, (Instant, SiteId)>>,
@@ -173,6 +179,8 @@ impl AppBuilder {
             settings: self.settings,
             shutdown: CancellationToken::new(),
             agents: RwLock::new(None),
+            agents_refresh: tokio::sync::Mutex::new(()),
+            agents_changes: Default::default(),
             sites: Mutex::new(HashMap::new()),
             site_keys: Mutex::new(HashMap::new()),
             counts: tokio::sync::Mutex::new(None),
@@ -192,24 +200,32 @@ impl App {
 
     /// All agents, cached for a few seconds (notifications need them on every message).
     pub async fn agents(&self) -> Result<Arc<Vec<Agent>>, confab_store::StoreError> {
-        if let Some((at, list)) = self
-            .agents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            if at.elapsed() < CACHE_FOR {
-                return Ok(list.clone());
-            }
+        if let Some(list) = self.cached_agents() {
+            return Ok(list);
         }
+        let _refresh = self.agents_refresh.lock().await;
+        if let Some(list) = self.cached_agents() {
+            return Ok(list);
+        }
+        let changes = self.agents_changes.load(Ordering::Acquire);
         let list = Arc::new(self.store.list_agents().await?);
-        *self.agents.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), list.clone()));
+        if self.agents_changes.load(Ordering::Acquire) == changes {
+            *self.agents.write().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), list.clone()));
+        }
         Ok(list)
+    }
+
+    fn cached_agents(&self) -> Option<Arc<Vec<Agent>>> {
+        match self.agents.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some((at, list)) if at.elapsed() < CACHE_FOR => Some(list.clone()),
+            _ => None,
+        }
     }
 
     /// Forget the cached agents after a change to one.
     pub fn agents_changed(&self) {
+        self.agents_changes.fetch_add(1, Ordering::AcqRel);
         *self.agents.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 

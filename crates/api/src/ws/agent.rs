@@ -150,14 +150,15 @@ impl lanes::Laned for Send {
 }
 
 /// Starts the socket's send lanes (see [`lanes`]): one agent answering many conversations
-/// is not held up by each commit in turn. Each send re-reads the agent, so a change of
-/// role or access applies to the very next message.
+/// is not held up by each commit in turn. Each send takes the agent afresh from the shared
+/// agent list (dropped at every change on this node, at most 2 s old from another), so a
+/// change of role or access applies to the very next message.
 fn spawn_sender(state: AppState, me: Agent, out: ReplyTx<AgentServerFrame>) -> mpsc::Sender<Send> {
     lanes::spawn(
         move |Send(conversation_id, req)| {
             let (state, me) = (state.clone(), me.clone());
             async move {
-                let me = state.store.agent(me.id).await.unwrap_or(me);
+                let me = state.agent_by_id(me.id).await.unwrap_or(me);
                 let client_id = req.client_id.clone();
                 let frame = match service::agent_send(&state, &me, conversation_id, req).await {
                     Ok((message, _)) => AgentServerFrame::Ack { client_id, message },
