@@ -219,21 +219,16 @@ pub async fn start_conversation(
             channel: Channel::Web,
             start_url: url,
             handoff: Some(handoff_for(state, &v.site, now)),
+            notify: state.agents().await?,
+            notify_preview: contact.name.clone().unwrap_or_else(|| "New visitor".into()),
             now,
         })
         .await?;
     if started.created {
         publish_change(state, &started.conversation, &started.messages, None).await;
-        let agents = state.agents().await?;
-        let items = rules::new_conversation_notifications(&started.conversation, &agents);
-        notify(
-            state,
-            started.conversation.id,
-            items,
-            None,
-            contact.name.as_deref().unwrap_or("New visitor"),
-        )
-        .await;
+        for n in started.notifications {
+            state.publish(HubEvent::Notification { notification: n });
+        }
     }
     Ok((
         visitor_view(state, &started.conversation).await,

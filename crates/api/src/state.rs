@@ -217,7 +217,12 @@ impl App {
     }
 
     fn cached_agents(&self) -> Option<Arc<Vec<Agent>>> {
-        match self.agents.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        match self
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             Some((at, list)) if at.elapsed() < CACHE_FOR => Some(list.clone()),
             _ => None,
         }

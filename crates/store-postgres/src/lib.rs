@@ -239,6 +239,7 @@ impl PgStore {
                 conversation: c,
                 created: false,
                 messages: vec![],
+                notifications: vec![],
             }));
         }
         let Some((conversation, messages)) = create_conversation(
@@ -262,14 +263,25 @@ impl PgStore {
                         conversation: c,
                         created: false,
                         messages: vec![],
+                        notifications: vec![],
                     }),
             );
         };
+        let mut notifications = Vec::new();
+        for item in NewNotification::for_new_conversation(
+            &conversation,
+            &n.notify,
+            &n.notify_preview,
+            n.now,
+        ) {
+            notifications.push(insert_notification(&mut tx, &item).await?);
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(Some(Started {
             conversation,
             created: true,
             messages,
+            notifications,
         }))
     }
 }

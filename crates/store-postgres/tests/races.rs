@@ -83,6 +83,8 @@ fn new_conversation(site: SiteId, contact: ContactId) -> NewConversation {
         channel: Channel::Web,
         start_url: None,
         handoff: Some(rules::handoff(&SiteSettings::default(), true, t0())),
+        notify: Default::default(),
+        notify_preview: String::new(),
         now: t0(),
     }
 }

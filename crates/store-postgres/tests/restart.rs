@@ -149,6 +149,8 @@ async fn conversation(s: &dyn Store) -> Conversation {
         channel: Channel::Web,
         start_url: None,
         handoff: None,
+        notify: Default::default(),
+        notify_preview: String::new(),
         now,
     })
     .await

@@ -955,6 +955,7 @@ impl Store for SqliteStore {
                 conversation: conversation(&row)?.conversation,
                 created: false,
                 messages: vec![],
+                notifications: vec![],
             });
         }
         let (row, messages) = create_conversation(
@@ -967,11 +968,21 @@ impl Store for SqliteStore {
             n.now,
         )
         .await?;
+        let mut notifications = Vec::new();
+        for item in NewNotification::for_new_conversation(
+            &row.conversation,
+            &n.notify,
+            &n.notify_preview,
+            n.now,
+        ) {
+            notifications.push(insert_notification(&mut tx, &item).await?);
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(Started {
             conversation: row.conversation,
             created: true,
             messages,
+            notifications,
         })
     }
 

@@ -27,7 +27,7 @@ macro_rules! conformance_tests {
             read_receipts_only_grow, jobs_are_claimed_once_and_leases_expire,
             concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
             notifications_roundtrip, posts_commit_their_notifications, list_row_after_a_post,
-            posts_and_other_writes_at_once,
+            posts_and_other_writes_at_once, starts_commit_their_notifications,
             attachments_belong_to_their_conversation
         );
     };
@@ -105,6 +105,8 @@ async fn start(s: &dyn Store, site: SiteId, contact: ContactId) -> Conversation 
         channel: Channel::Web,
         start_url: Some("https://shop.example.com/".into()),
         handoff: online(),
+        notify: Default::default(),
+        notify_preview: String::new(),
         now: t0(),
     })
     .await
@@ -387,6 +389,8 @@ pub async fn start_is_one_conversation_per_contact(s: Arc<dyn Store>) {
             channel: Channel::Web,
             start_url: None,
             handoff: online(),
+            notify: Default::default(),
+            notify_preview: String::new(),
             now: t0(),
         })
         .await
@@ -405,6 +409,8 @@ pub async fn start_is_one_conversation_per_contact(s: Arc<dyn Store>) {
             channel: Channel::Web,
             start_url: None,
             handoff: online(),
+            notify: Default::default(),
+            notify_preview: String::new(),
             now: t0(),
         })
         .await
@@ -436,6 +442,8 @@ pub async fn concurrent_starts_make_one_conversation(s: Arc<dyn Store>) {
                 channel: Channel::Web,
                 start_url: None,
                 handoff: online(),
+                notify: Default::default(),
+                notify_preview: String::new(),
                 now: t0(),
             })
             .await
@@ -1135,6 +1143,57 @@ pub async fn concurrent_posts_keep_order(s: Arc<dyn Store>) {
         all.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=201).collect::<Vec<_>>()
     );
+}
+
+/// E3: a new conversation's notifications are committed with it; the contact's open
+/// conversation, returned again, notifies no one.
+pub async fn starts_commit_their_notifications(s: Arc<dyn Store>) {
+    let s = &*s;
+    let st = site(s, "k1").await;
+    let ct = contact(s, st.id).await;
+    let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
+    let gone = agent(s, "g@example.com", Role::Agent, Access::Full, true).await;
+    let gone = s
+        .update_agent(
+            gone.id,
+            AgentPatch {
+                deactivated: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let new = || NewConversation {
+        site_id: st.id,
+        contact_id: ct.id,
+        channel: Channel::Web,
+        start_url: None,
+        handoff: online(),
+        notify: Arc::new(vec![a.clone(), gone.clone()]),
+        notify_preview: "Åsa".into(),
+        now: t0(),
+    };
+    let started = s.start_conversation(new()).await.unwrap();
+    assert!(started.created);
+    assert_eq!(started.notifications.len(), 1);
+    let n = &started.notifications[0];
+    assert_eq!(
+        (n.agent_id, n.kind, n.conversation_id, n.preview.as_str()),
+        (
+            a.id,
+            NotificationKind::NewUnassigned,
+            started.conversation.id,
+            "Åsa"
+        )
+    );
+    assert_eq!(
+        s.notifications(a.id, 10).await.unwrap(),
+        started.notifications
+    );
+    assert!(s.notifications(gone.id, 10).await.unwrap().is_empty());
+    let again = s.start_conversation(new()).await.unwrap();
+    assert!(!again.created && again.notifications.is_empty());
+    assert_eq!(s.notifications(a.id, 10).await.unwrap().len(), 1);
 }
 
 /// Posts and other writes at the same moment (on SQLite the posts are written by their own

@@ -105,6 +105,10 @@ pub struct NewConversation {
     pub start_url: Option<String>,
     /// W4: what handing the conversation to people does; None keeps it with the bot.
     pub handoff: Option<Handoff>,
+    /// E3: the team, to decide who hears of the new conversation, and what their
+    /// notifications show. The store writes them in the conversation's own transaction.
+    pub notify: Arc<Vec<Agent>>,
+    pub notify_preview: String,
     pub now: DateTime<Utc>,
 }
 
@@ -115,6 +119,8 @@ pub struct Started {
     pub created: bool,
     /// The timeline entries written on creation (the online or offline message).
     pub messages: Vec<Message>,
+    /// E3: the notifications the new conversation caused, committed with it.
+    pub notifications: Vec<Notification>,
 }
 
 /// A search over the inbox. The folder filter comes from [`confab_domain::rules::folder_filter`];
@@ -392,6 +398,27 @@ pub fn notification_preview(text: &str) -> String {
 }
 
 impl NewNotification {
+    /// E3: the notifications a conversation just started causes.
+    pub fn for_new_conversation(
+        conv: &Conversation,
+        agents: &[Agent],
+        preview: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<NewNotification> {
+        let preview = notification_preview(preview);
+        rules::new_conversation_notifications(conv, agents)
+            .into_iter()
+            .map(|(agent_id, kind)| NewNotification {
+                agent_id,
+                kind,
+                conversation_id: conv.id,
+                message_id: None,
+                preview: preview.clone(),
+                now,
+            })
+            .collect()
+    }
+
     /// E3: the notifications a new message causes in `conv` (the conversation after it),
     /// `started_new` when it also started that conversation (I4 `final`).
     pub fn for_message(
