@@ -513,6 +513,16 @@ pub async fn idempotent_posts(s: Arc<dyn Store>) {
         first.message.seq,
         "a refused post writes nothing"
     );
+    // A clock finer than the store's microseconds: the first answer and the retry's agree.
+    let mut fine = visitor_msg(&c, "fine", "hello");
+    fine.now = t0() + chrono::Duration::nanoseconds(123_456_789);
+    let first_fine = s.post_message(fine.clone()).await.unwrap();
+    let retry_fine = s.post_message(fine).await.unwrap();
+    assert_eq!(retry_fine.message, first_fine.message);
+    assert_eq!(
+        s.conversation(c.id).await.unwrap().last_message_at,
+        first_fine.conversation.last_message_at
+    );
     // Another sender's id space is separate.
     let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
     assert!(

@@ -1,7 +1,7 @@
 //! One new timeline entry, as both backends append it: the sequence numbers it takes and
 //! the message it becomes once inserted. Only the insert itself is the backend's.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use confab_domain::*;
 
 use crate::{Result, StoreError};
@@ -44,6 +44,12 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// The entry's time as the stores keep it (microseconds), so that what a post returns
+    /// equals what a later read, or a retry, returns.
+    fn stored_now(&self) -> DateTime<Utc> {
+        self.now.trunc_subsecs(6)
+    }
+
     /// Advances the conversation's sequence numbers for this entry: the entry's `seq` is
     /// the new `last_seq`, and this returns its `visible_seq` if the visitor sees it.
     pub fn advance(&self, c: &mut Conversation) -> Option<Seq> {
@@ -61,7 +67,7 @@ impl<'a> Entry<'a> {
             c.last_visitor_seq = c.last_seq;
         }
         if self.kind != MessageKind::Event {
-            c.last_message_at = self.now;
+            c.last_message_at = self.stored_now();
         }
         visible_seq
     }
@@ -82,6 +88,7 @@ impl<'a> Entry<'a> {
         visible_seq: Option<Seq>,
         attachment: Option<Attachment>,
     ) -> Message {
+        let created_at = self.stored_now();
         Message {
             id,
             conversation_id: c.id,
@@ -96,7 +103,7 @@ impl<'a> Entry<'a> {
             attachment,
             client_id: self.client_id.map(str::to_owned),
             mentions: self.mentions.to_vec(),
-            created_at: self.now,
+            created_at,
         }
     }
 }
