@@ -20,6 +20,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub struct Conns {
     idle: Mutex<Vec<SqliteConnection>>,
     free: Semaphore,
+    /// How many connections there are (and permits, when none is out).
+    size: u32,
     /// How long a caller waits for a connection before it is told to try again.
     wait: Duration,
 }
@@ -37,6 +39,7 @@ impl Conns {
         Ok(Self {
             idle: Mutex::new(idle),
             free: Semaphore::new(n),
+            size: u32::try_from(n).unwrap_or(u32::MAX),
             wait,
         })
     }
@@ -63,6 +66,27 @@ impl Conns {
                 "no idle connection under a permit".into(),
             )),
         }
+    }
+
+    /// Holds every connection off, from a thread outside the runtime, until the permit is
+    /// dropped. With one connection (the store's writer) this keeps sqlx's writes from
+    /// running beside the group-commit thread's.
+    pub fn hold(&self, rt: &tokio::runtime::Handle) -> Result<SemaphorePermit<'_>> {
+        let n = self.size;
+        let permit = match self.free.try_acquire_many(n) {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(StoreError::Unavailable("the database is closed".into()))
+            }
+            // The timer needs the runtime's context, which `block_on` enters.
+            Err(tokio::sync::TryAcquireError::NoPermits) => rt
+                .block_on(async {
+                    tokio::time::timeout(self.wait, self.free.acquire_many(n)).await
+                })
+                .map_err(|_| StoreError::Unavailable("the database is busy; try again".into()))?
+                .map_err(|_| StoreError::Unavailable("the database is closed".into()))?,
+        };
+        Ok(permit)
     }
 
     /// Closes the idle connections (the last one to close checkpoints the WAL); no one

@@ -53,7 +53,13 @@ type PostReply = oneshot::Sender<Result<Posted>>;
 // Statements both drivers run: sqlx here, rusqlite on the group commit's thread.
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, \
     agent_id, author_name, author_key, body, event, attachment_id, client_id, mentions, created_at) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// A message's full-text entry (I9), for every entry but events ([`Entry::searchable`]),
+/// in the message's transaction. Not a trigger, and neither statement has `RETURNING`
+/// (which SQLite runs as a trigger): either makes the INSERT a statement transaction, and
+/// FTS5 then writes out its pending entries once per message instead of once per commit
+/// (migrations/0002).
+const INDEX_MESSAGE: &str = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)";
 const SELECT_ATTACHMENT: &str = "SELECT * FROM attachments WHERE id = ?";
 const SAVE_CONVERSATION: &str =
     "UPDATE conversations SET status = ?, assignee_id = ?, team_id = ?, \
@@ -66,7 +72,7 @@ const INSERT_CONVERSATION: &str =
     handoff_at, offline, start_url, created_at, last_message_at) \
     VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id";
 const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (agent_id, kind, conversation_id, \
-    message_id, preview, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *";
+    message_id, preview, created_at) VALUES (?, ?, ?, ?, ?, ?)";
 
 /// Confab's store on one SQLite file.
 #[derive(Clone)]
@@ -145,8 +151,11 @@ impl SqliteStore {
         );
         let (tx, rx) = mpsc::channel(4096);
         let batches_rewritten = Arc::new(AtomicU64::new(0));
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         writer::start(
             writer::open(path, POSTS_CACHE_KIB)?,
+            wal.into(),
             write.clone(),
             rx,
             batches_rewritten.clone(),
@@ -217,7 +226,7 @@ async fn append(
 ) -> Result<Message> {
     let visible_seq = e.advance(&mut row.conversation);
     let c = &row.conversation;
-    let id: i64 = sqlx::query_scalar(INSERT_MESSAGE)
+    let id = sqlx::query(INSERT_MESSAGE)
         .bind(c.id.0)
         .bind(c.last_seq)
         .bind(visible_seq)
@@ -232,9 +241,18 @@ async fn append(
         .bind(e.client_id)
         .bind(e.mentions_json()?)
         .bind(us(e.now))
-        .fetch_one(&mut *conn)
+        .execute(&mut *conn)
         .await
-        .map_err(db_err)?;
+        .map_err(db_err)?
+        .last_insert_rowid();
+    if e.searchable() {
+        sqlx::query(INDEX_MESSAGE)
+            .bind(id)
+            .bind(e.body)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
     let attachment = match e.attachment_id {
         Some(aid) => Some(attachment(
             &sqlx::query(SELECT_ATTACHMENT)
@@ -336,17 +354,18 @@ async fn insert_notification(
     conn: &mut SqliteConnection,
     n: &NewNotification,
 ) -> Result<Notification> {
-    let row = sqlx::query(INSERT_NOTIFICATION)
+    let id = sqlx::query(INSERT_NOTIFICATION)
         .bind(n.agent_id.0)
         .bind(n.kind.as_str())
         .bind(n.conversation_id.0)
         .bind(n.message_id.map(|m| m.0))
         .bind(&n.preview)
         .bind(us(n.now))
-        .fetch_one(&mut *conn)
+        .execute(&mut *conn)
         .await
-        .map_err(db_err)?;
-    notification(&row)
+        .map_err(db_err)?
+        .last_insert_rowid();
+    Ok(inserted_notification(n, id))
 }
 
 #[async_trait]

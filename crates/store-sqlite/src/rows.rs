@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use confab_domain::*;
-use confab_store::{Result, StoreError};
+use confab_store::{NewNotification, Result, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -122,18 +122,60 @@ impl Cols for SqliteRow {
     }
 }
 
-impl Cols for rusqlite::Row<'_> {
+/// A rusqlite row whose columns are found by name starting after the last one found.
+///
+/// rusqlite finds a named column by asking SQLite for every column's name from the first
+/// on, so a mapper reading a row's n columns by name asks about n²/2 times; for the
+/// conversation row read by every post that was a tenth of the writer thread's time
+/// (docs/performance.md, round 4). The mappers read columns in about the order they are
+/// selected, so starting from the one after the last match finds most at the first try.
+pub struct Named<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    next: std::cell::Cell<usize>,
+}
+
+impl<'r, 's> Named<'r, 's> {
+    pub fn new(row: &'r rusqlite::Row<'s>) -> Self {
+        Named {
+            row,
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    fn index(&self, col: &str) -> Result<usize> {
+        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
+        let n = stmt.column_count();
+        let start = self.next.get();
+        for k in 0..n {
+            let i = (start + k) % n;
+            if stmt
+                .column_name(i)
+                .is_ok_and(|name| name.eq_ignore_ascii_case(col))
+            {
+                self.next.set(i + 1);
+                return Ok(i);
+            }
+        }
+        Err(corrupt(format!("no column {col}")))
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> Result<T> {
+        self.row.get(self.index(col)?).map_err(corrupt)
+    }
+}
+
+impl Cols for Named<'_, '_> {
     fn int(&self, col: &str) -> Result<i64> {
-        self.get(col).map_err(corrupt)
+        self.get(col)
     }
     fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-        self.get(col).map_err(corrupt)
+        self.get(col)
     }
     fn text(&self, col: &str) -> Result<String> {
-        self.get(col).map_err(corrupt)
+        self.get(col)
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
-        self.get(col).map_err(corrupt)
+        self.get(col)
     }
 }
 
@@ -220,6 +262,20 @@ pub fn attachment(r: &impl Cols) -> Result<Attachment> {
         path: r.text("path")?,
         created_at: from_us(r.int("created_at")?),
     })
+}
+
+/// A notification just inserted with row id `id`, as a read of its row would give it.
+pub fn inserted_notification(n: &NewNotification, id: i64) -> Notification {
+    Notification {
+        id: NotificationId(id),
+        agent_id: n.agent_id,
+        kind: n.kind,
+        conversation_id: n.conversation_id,
+        message_id: n.message_id,
+        preview: n.preview.clone(),
+        created_at: from_us(us(n.now)),
+        read_at: None,
+    }
 }
 
 pub fn notification(r: &impl Cols) -> Result<Notification> {

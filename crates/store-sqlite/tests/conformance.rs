@@ -29,3 +29,73 @@ async fn refusals_never_roll_back_a_group_commit() {
     .await;
     assert_eq!(store.batches_rewritten(), 0);
 }
+
+/// Every posted message gets its full-text entry in its own transaction (no trigger since
+/// migrations/0002), events get none, and a delete takes the entries away: the index holds
+/// exactly the searchable rows of `messages`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_index_holds_exactly_the_searchable_messages() {
+    use confab_store::conformance as case;
+    // Posts by visitors and agents, events (assignments, closes, reopenings), and a
+    // deleted conversation; each case on a database of its own.
+    macro_rules! check {
+        ($($case:path),*) => {$({
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("confab.db");
+            let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+            $case(store.clone()).await;
+            store.close().await;
+            index_matches_messages(&path, stringify!($case));
+        })*};
+    }
+    check!(
+        case::listing_filters_and_search,
+        case::delete_removes_everything,
+        case::visitor_message_wakes_and_reopens
+    );
+}
+
+fn index_matches_messages(path: &std::path::Path, case: &str) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    // Each searchable message is found by the first word of its body.
+    let mut st = db
+        .prepare("SELECT id, body FROM messages WHERE kind <> 'event'")
+        .unwrap();
+    let rows: Vec<(i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (id, body) in &rows {
+        let word = body
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .unwrap();
+        let hits: Vec<i64> = db
+            .prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?")
+            .unwrap()
+            .query_map([format!("\"{word}\"")], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(
+            hits.contains(id),
+            "{case}: message {id} ({body:?}) is not indexed"
+        );
+    }
+    // And the index holds nothing else: no events, nothing of deleted rows.
+    let strays = count(
+        "SELECT count(*) FROM messages_fts_docsize d \
+         LEFT JOIN messages m ON m.id = d.id AND m.kind <> 'event' WHERE m.id IS NULL",
+    );
+    assert_eq!(
+        strays, 0,
+        "{case}: index entries without a searchable message"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM messages_fts_docsize"),
+        rows.len() as i64,
+        "{case}"
+    );
+}

@@ -1,0 +1,14 @@
+-- I9: a message's full-text entry is now written by the code that inserts the message, in
+-- the same transaction (see `INDEX_MESSAGE` in src/lib.rs), instead of by a trigger.
+--
+-- Why: an INSERT that fires a trigger is a multi-write statement, so SQLite wraps it in a
+-- statement transaction, and FTS5 writes out everything it has gathered in the
+-- transaction at every such savepoint: one index segment per message instead of one per
+-- group commit, and the merges of all those segments. On a busy server that was a fifth
+-- of the writer thread's time (docs/performance.md, round 4). A plain one-row INSERT into
+-- the FTS table opens no statement transaction, so the entries of a whole batch are
+-- written out once, at its commit.
+--
+-- The delete trigger stays: deletes are rare, and it keeps the index in step whatever
+-- deletes the rows (I5, C5, cascades).
+DROP TRIGGER messages_fts_insert;
