@@ -400,6 +400,15 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         .await;
         relay.stop().await;
         out["ceiling"] = r?;
+        // The storage half: raw inserts at the same rates, open loop, so each step's
+        // latency can be set beside the lowest the commit alone allows at that rate.
+        let d = tempfile::tempdir()?;
+        let mut storage = Vec::new();
+        for (i, rate) in rates.iter().enumerate() {
+            let dir = d.path().join(i.to_string()).tap_mkdir()?;
+            storage.push(ceiling::sqlite_paced(&dir, *rate, secs.min(5.0)).await?);
+        }
+        out["ceiling"]["storage"] = json!(storage);
     }
     check(&out["confab"], &["errors", "dup", "gap", "lost"])?;
     Ok(out)
@@ -661,6 +670,11 @@ async fn ceiling_only(c: &Ctx) -> anyhow::Result<Value> {
         out[format!("sqlite_{p}")] =
             ceiling::sqlite(&d.path().join(p.to_string()).tap_mkdir()?, p, secs).await?;
     }
+    eprintln!("ceiling: SQLite group commit, 5,000 inserts/s on a schedule");
+    out["paced_5000"] =
+        ceiling::sqlite_paced(&d.path().join("paced").tap_mkdir()?, 5000.0, secs).await?;
+    eprintln!("ceiling: the disk's fdatasync");
+    out["disk"] = ceiling::disk_sync(d.path(), if c.smoke { 50 } else { 3000 })?;
     if c.ceiling {
         // Standalone: the relay halves too, with the scenarios' default sizes.
         let relay = Server::relay().await?;

@@ -206,7 +206,11 @@ pub fn markdown(all: &Value) -> String {
         );
         bad("throughput", &mut m);
         let _ = writeln!(m, "Best sustained rate of persisted, acknowledged messages with p99 ≤ 50 ms: **{} msg/s** (ceiling: bare relay {} msg/s; raw SQLite group commit in the ceiling table). Target ≥ 20,000.\n", f(&s["confab"]["best_sustained_per_s"]), f(&s["ceiling"]["best_sustained_per_s"]));
-        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay: acked/s, v→a p99, a→v p99 ms |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay: acked/s, v→a p99, a→v p99 ms | raw SQLite commit at this rate: p50 / p99 / p99.9 ms |\n|---|---|---|---|---|---|---|---|");
+        let storage = s["ceiling"]["storage"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let ksteps = s["ceiling"]["steps"]
             .as_array()
             .cloned()
@@ -224,10 +228,23 @@ pub fn markdown(all: &Value) -> String {
                     )
                 })
                 .unwrap_or("–".into());
+            let sc = storage
+                .iter()
+                .find(|k| k["offered_per_s"] == rate)
+                .map(|k| {
+                    let l = &k["commit_latency"];
+                    format!(
+                        "{} / {} / {}",
+                        f(&l["p50_ms"]),
+                        f(&l["p99_ms"]),
+                        f(&l["p999_ms"])
+                    )
+                })
+                .unwrap_or("–".into());
             let (a, b) = (&st["visitor_to_agent"], &st["agent_to_visitor"]);
             let _ = writeln!(
                 m,
-                "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
+                "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} | {} |",
                 f(&rate),
                 f(&st["acked_per_s"]),
                 if st["sustained"] == json!(true) {
@@ -243,7 +260,8 @@ pub fn markdown(all: &Value) -> String {
                 f(&b["p999_ms"]),
                 f(&st["send_to_ack"]["p99_ms"]),
                 f(&st["server_cpu_cores"]),
-                kc
+                kc,
+                sc
             );
         }
         let c = &s["confab"];
@@ -380,6 +398,31 @@ pub fn markdown(all: &Value) -> String {
                     f(&v["commit_latency"]["p99_ms"])
                 );
             }
+        }
+        let p = &s["paced_5000"];
+        if p.is_object() {
+            let l = &p["commit_latency"];
+            let _ = writeln!(
+                m,
+                "\nOn a schedule, 5,000 inserts/s (open loop, timed from when each was due): mean batch {}, commit p50 {} / p99 {} / p99.9 {} / max {} ms.",
+                f(&p["mean_batch"]),
+                f(&l["p50_ms"]),
+                f(&l["p99_ms"]),
+                f(&l["p999_ms"]),
+                f(&l["max_ms"])
+            );
+        }
+        let d = &s["disk"]["fdatasync"];
+        if d.is_object() {
+            let _ = writeln!(
+                m,
+                "\nThe disk alone, {} appends of 32 KiB each followed by `fdatasync`: p50 {} / p99 {} / p99.9 {} / max {} ms.",
+                f(&s["disk"]["syncs"]),
+                f(&d["p50_ms"]),
+                f(&d["p99_ms"]),
+                f(&d["p999_ms"]),
+                f(&d["max_ms"])
+            );
         }
         let _ = writeln!(m);
     }
