@@ -350,7 +350,6 @@ pub async fn assign(
         .assign(conversation, Some(actor), target.as_ref(), state.now())
         .await?;
     if !changed.written.is_empty() {
-        state.agents_changed();
         publish_change(
             state,
             &changed.conversation,

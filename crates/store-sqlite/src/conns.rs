@@ -71,22 +71,18 @@ impl Conns {
     /// Holds every connection off, from a thread outside the runtime, until the permit is
     /// dropped. With one connection (the store's writer) this keeps sqlx's writes from
     /// running beside the group-commit thread's.
+    ///
+    /// It waits as long as the connection is out, without a time limit: a timer would need
+    /// the runtime, which may already be shutting down when the last posts are written.
+    /// Every use of the connection is one short transaction.
     pub fn hold(&self, rt: &tokio::runtime::Handle) -> Result<SemaphorePermit<'_>> {
-        let n = self.size;
-        let permit = match self.free.try_acquire_many(n) {
-            Ok(permit) => permit,
-            Err(tokio::sync::TryAcquireError::Closed) => {
-                return Err(StoreError::Unavailable("the database is closed".into()))
+        let permit = match self.free.try_acquire_many(self.size) {
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                rt.block_on(self.free.acquire_many(self.size)).ok()
             }
-            // The timer needs the runtime's context, which `block_on` enters.
-            Err(tokio::sync::TryAcquireError::NoPermits) => rt
-                .block_on(async {
-                    tokio::time::timeout(self.wait, self.free.acquire_many(n)).await
-                })
-                .map_err(|_| StoreError::Unavailable("the database is busy; try again".into()))?
-                .map_err(|_| StoreError::Unavailable("the database is closed".into()))?,
+            other => other.ok(),
         };
-        Ok(permit)
+        permit.ok_or_else(|| StoreError::Unavailable("the database is closed".into()))
     }
 
     /// Closes the idle connections (the last one to close checkpoints the WAL); no one

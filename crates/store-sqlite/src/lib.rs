@@ -350,22 +350,46 @@ fn author_key(author: &Author) -> Option<String> {
     }
 }
 
-async fn insert_notification(
+/// Inserts notifications in as few statements as possible: a new conversation notifies
+/// every available agent, and one statement per agent was a thread round trip each on
+/// sqlx's connection thread (docs/performance.md, round 4).
+async fn insert_notifications(
     conn: &mut SqliteConnection,
-    n: &NewNotification,
-) -> Result<Notification> {
-    let id = sqlx::query(INSERT_NOTIFICATION)
-        .bind(n.agent_id.0)
-        .bind(n.kind.as_str())
-        .bind(n.conversation_id.0)
-        .bind(n.message_id.map(|m| m.0))
-        .bind(&n.preview)
-        .bind(us(n.now))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?
-        .last_insert_rowid();
-    Ok(inserted_notification(n, id))
+    items: &[NewNotification],
+) -> Result<Vec<Notification>> {
+    // 6 parameters a row, well under SQLite's limit of 32,766 per statement.
+    const ROWS: usize = 500;
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(ROWS) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) ",
+        );
+        q.push_values(chunk, |mut b, n| {
+            b.push_bind(n.agent_id.0)
+                .push_bind(n.kind.as_str())
+                .push_bind(n.conversation_id.0)
+                .push_bind(n.message_id.map(|m| m.0))
+                .push_bind(&n.preview)
+                .push_bind(us(n.now));
+        });
+        let done = q.build().execute(&mut *conn).await.map_err(db_err)?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::Internal(format!(
+                "{} of {} notifications inserted",
+                done.rows_affected(),
+                chunk.len()
+            )));
+        }
+        // One INSERT under the write lock numbers its rows one after another, in order.
+        let first = done.last_insert_rowid() - chunk.len() as i64 + 1;
+        out.extend(
+            chunk
+                .iter()
+                .zip(first..)
+                .map(|(n, id)| inserted_notification(n, id)),
+        );
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -987,15 +1011,16 @@ impl Store for SqliteStore {
             n.now,
         )
         .await?;
-        let mut notifications = Vec::new();
-        for item in NewNotification::for_new_conversation(
-            &row.conversation,
-            &n.notify,
-            &n.notify_preview,
-            n.now,
-        ) {
-            notifications.push(insert_notification(&mut tx, &item).await?);
-        }
+        let notifications = insert_notifications(
+            &mut tx,
+            &NewNotification::for_new_conversation(
+                &row.conversation,
+                &n.notify,
+                &n.notify_preview,
+                n.now,
+            ),
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Started {
             conversation: row.conversation,
@@ -1480,10 +1505,7 @@ impl Store for SqliteStore {
         }
         let mut w = self.writer().await?;
         let mut tx = w.begin().await.map_err(db_err)?;
-        let mut out = Vec::with_capacity(items.len());
-        for n in &items {
-            out.push(insert_notification(&mut tx, n).await?);
-        }
+        let out = insert_notifications(&mut tx, &items).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(out)
     }

@@ -1163,6 +1163,7 @@ pub async fn starts_commit_their_notifications(s: Arc<dyn Store>) {
     let ct = contact(s, st.id).await;
     let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
     let gone = agent(s, "g@example.com", Role::Agent, Access::Full, true).await;
+    let b = agent(s, "b@example.com", Role::Agent, Access::Full, true).await;
     let gone = s
         .update_agent(
             gone.id,
@@ -1179,27 +1180,26 @@ pub async fn starts_commit_their_notifications(s: Arc<dyn Store>) {
         channel: Channel::Web,
         start_url: None,
         handoff: online(),
-        notify: Arc::new(vec![a.clone(), gone.clone()]),
+        notify: Arc::new(vec![a.clone(), gone.clone(), b.clone()]),
         notify_preview: "Åsa".into(),
         now: t0(),
     };
     let started = s.start_conversation(new()).await.unwrap();
     assert!(started.created);
-    assert_eq!(started.notifications.len(), 1);
-    let n = &started.notifications[0];
-    assert_eq!(
-        (n.agent_id, n.kind, n.conversation_id, n.preview.as_str()),
-        (
-            a.id,
-            NotificationKind::NewUnassigned,
-            started.conversation.id,
-            "Åsa"
-        )
-    );
-    assert_eq!(
-        s.notifications(a.id, 10).await.unwrap(),
-        started.notifications
-    );
+    assert_eq!(started.notifications.len(), 2);
+    for (n, to) in started.notifications.iter().zip([&a, &b]) {
+        assert_eq!(
+            (n.agent_id, n.kind, n.conversation_id, n.preview.as_str()),
+            (
+                to.id,
+                NotificationKind::NewUnassigned,
+                started.conversation.id,
+                "Åsa"
+            )
+        );
+        // What the start answered is what is stored, ids included.
+        assert_eq!(s.notifications(to.id, 10).await.unwrap(), vec![n.clone()]);
+    }
     assert!(s.notifications(gone.id, 10).await.unwrap().is_empty());
     let again = s.start_conversation(new()).await.unwrap();
     assert!(!again.created && again.notifications.is_empty());
