@@ -206,7 +206,7 @@ pub fn markdown(all: &Value) -> String {
         );
         bad("throughput", &mut m);
         let _ = writeln!(m, "Best sustained rate of persisted, acknowledged messages with p99 ≤ 50 ms: **{} msg/s** (ceiling: bare relay {} msg/s; raw SQLite group commit in the ceiling table). Target ≥ 20,000.\n", f(&s["confab"]["best_sustained_per_s"]), f(&s["ceiling"]["best_sustained_per_s"]));
-        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay: acked/s, v→a p99, a→v p99 ms | raw SQLite commit at this rate: p50 / p99 / p99.9 ms |\n|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay: acked/s, v→a p99, a→v p99 ms, cores | raw SQLite commit at this rate: p50 / p99 / p99.9 ms, cores |\n|---|---|---|---|---|---|---|---|");
         let storage = s["ceiling"]["storage"]
             .as_array()
             .cloned()
@@ -221,10 +221,11 @@ pub fn markdown(all: &Value) -> String {
             let kc = k
                 .map(|k| {
                     format!(
-                        "{}, {}, {}",
+                        "{}, {}, {}, {}",
                         f(&k["acked_per_s"]),
                         f(&k["visitor_to_agent"]["p99_ms"]),
-                        f(&k["agent_to_visitor"]["p99_ms"])
+                        f(&k["agent_to_visitor"]["p99_ms"]),
+                        f(&k["server_cpu_cores"])
                     )
                 })
                 .unwrap_or("–".into());
@@ -234,10 +235,11 @@ pub fn markdown(all: &Value) -> String {
                 .map(|k| {
                     let l = &k["commit_latency"];
                     format!(
-                        "{} / {} / {}",
+                        "{} / {} / {}, {}",
                         f(&l["p50_ms"]),
                         f(&l["p99_ms"]),
-                        f(&l["p999_ms"])
+                        f(&l["p999_ms"]),
+                        f(&k["cpu_cores"])
                     )
                 })
                 .unwrap_or("–".into());
@@ -263,6 +265,45 @@ pub fn markdown(all: &Value) -> String {
                 kc,
                 sc
             );
+        }
+        if !ksteps.is_empty() || !storage.is_empty() {
+            // The ceilings at every offered rate, also where Confab stopped: what the
+            // machine gives each half of the work on its own.
+            let _ = writeln!(m, "\nThe ceilings alone at every rate (the relay's process and the raw SQLite inserts each on the same 2 cores as their load generator):\n\n| offered msg/s | relay: acked/s, v→a p99 ms, server cores | raw SQLite: commit p99 ms, cores |\n|---|---|---|");
+            let mut rates: Vec<f64> = ksteps
+                .iter()
+                .chain(storage.iter())
+                .filter_map(|k| k["offered_per_s"].as_f64())
+                .collect();
+            rates.sort_by(|a, b| a.total_cmp(b));
+            rates.dedup();
+            for rate in rates {
+                let at = |v: &[Value]| {
+                    v.iter()
+                        .find(|k| k["offered_per_s"].as_f64() == Some(rate))
+                        .cloned()
+                };
+                let r = at(&ksteps)
+                    .map(|k| {
+                        format!(
+                            "{}, {}, {}",
+                            f(&k["acked_per_s"]),
+                            f(&k["visitor_to_agent"]["p99_ms"]),
+                            f(&k["server_cpu_cores"])
+                        )
+                    })
+                    .unwrap_or("–".into());
+                let q = at(&storage)
+                    .map(|k| {
+                        format!(
+                            "{}, {}",
+                            f(&k["commit_latency"]["p99_ms"]),
+                            f(&k["cpu_cores"])
+                        )
+                    })
+                    .unwrap_or("–".into());
+                let _ = writeln!(m, "| {rate} | {r} | {q} |");
+            }
         }
         let c = &s["confab"];
         let _ = writeln!(
