@@ -71,8 +71,15 @@ const INSERT_CONVERSATION: &str =
     "INSERT INTO conversations (site_id, contact_id, channel, status, \
     handoff_at, offline, start_url, created_at, last_message_at) \
     VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING id";
-const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (agent_id, kind, conversation_id, \
-    message_id, preview, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+/// The head of a notification INSERT, for one row ([`INSERT_NOTIFICATION`]) or many
+/// ([`insert_notifications`]).
+macro_rules! insert_notifications_into {
+    () => {
+        "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) "
+    };
+}
+const INSERT_NOTIFICATION: &str =
+    concat!(insert_notifications_into!(), "VALUES (?, ?, ?, ?, ?, ?)");
 
 /// Confab's store on one SQLite file.
 #[derive(Clone)]
@@ -361,9 +368,7 @@ async fn insert_notifications(
     const ROWS: usize = 500;
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(ROWS) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO notifications (agent_id, kind, conversation_id, message_id, preview, created_at) ",
-        );
+        let mut q = sqlx::QueryBuilder::new(insert_notifications_into!());
         q.push_values(chunk, |mut b, n| {
             b.push_bind(n.agent_id.0)
                 .push_bind(n.kind.as_str())

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use confab_domain::rules;
 use confab_domain::*;
-use confab_realtime::{Connection, Recv, Topic};
+use confab_realtime::{Connection, Topic};
 use confab_store::ConversationSummary;
 use futures::{Sink, SinkExt, StreamExt};
 use serde::Serialize;
@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::shared::Encoded;
 use super::{
-    classify, close, encode, frame_error, lanes, send_close, send_json, send_text, Batched,
-    Incoming, Replies, ReplyTx, BURST, MAX_FRAME,
+    classify, close, encode, frame_error, lanes, on_burst, send_close, send_json, send_text,
+    Batched, Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
 };
 use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
@@ -208,7 +208,7 @@ impl Session {
                         if !send_json(tx, &out).await { return }
                     }
                 }
-                ev = conn.recv() => if !Box::pin(self.on_burst(tx, conn, ev)).await { return },
+                ev = conn.recv() => if !Box::pin(on_burst(self, tx, conn, ev)).await { return },
                 _ = counts_tick.tick(), if self.counts_dirty.is_some() => {
                     let after = self.counts_dirty.take().unwrap_or_else(Instant::now);
                     if let Ok(counts) = Box::pin(state.folder_counts_after(&self.me, after)).await {
@@ -222,38 +222,6 @@ impl Session {
                 _ = state.shutdown.cancelled() => return send_close(tx, close::GOING_AWAY, "server shutting down").await,
             }
         }
-    }
-
-    /// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the
-    /// loop then writes all their frames with one flush. False when the socket must close.
-    async fn on_burst<S: Sink<WsMessage> + Unpin>(
-        &mut self,
-        tx: &mut Batched<S>,
-        conn: &mut Connection<HubEvent>,
-        first: Recv<HubEvent>,
-    ) -> bool {
-        let mut next = Some(first);
-        let mut handled = 0;
-        while let Some(ev) = next {
-            let ok = match ev {
-                Recv::Event(e) => self.on_event(tx, conn, &e).await,
-                Recv::Lagged => send_json(tx, &AgentServerFrame::Resync).await,
-                Recv::Closed => {
-                    send_close(tx, close::UNAUTHENTICATED, "session ended").await;
-                    false
-                }
-            };
-            if !ok {
-                return false;
-            }
-            handled += 1;
-            next = if handled < BURST {
-                conn.try_recv()
-            } else {
-                None
-            };
-        }
-        true
     }
 
     async fn catch_up<S: Sink<WsMessage> + Unpin>(
@@ -303,6 +271,13 @@ impl Session {
             self.state.viewers.leave(id, self.me.id);
             self.publish_viewers(id);
         }
+    }
+}
+
+impl OnEvents for Session {
+    type Resync = AgentServerFrame;
+    fn resync() -> AgentServerFrame {
+        AgentServerFrame::Resync
     }
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(
@@ -531,7 +506,9 @@ impl Session {
             _ => true,
         }
     }
+}
 
+impl Session {
     async fn on_frame<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut Batched<S>,

@@ -14,8 +14,10 @@ pub mod visitor;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderValue};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use confab_realtime::{Connection, Recv};
 use futures::{Sink, SinkExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -119,6 +121,53 @@ impl<S: Sink<WsMessage> + Unpin> Sink<WsMessage> for Batched<S> {
 /// At most this many events are handled in one burst before the loop flushes and looks at
 /// its other work (the client's frames, shutdown) again.
 pub const BURST: usize = 64;
+
+/// What a socket's session does with the registry's events (the agent's and the visitor's
+/// differ only in these).
+pub(crate) trait OnEvents {
+    /// Tells the client it missed events and must fetch again.
+    type Resync: Serialize;
+    fn resync() -> Self::Resync;
+    /// Handles one event; false when the socket must close.
+    async fn on_event<S: Sink<WsMessage> + Unpin>(
+        &mut self,
+        tx: &mut Batched<S>,
+        conn: &Connection<crate::events::HubEvent>,
+        event: &Arc<crate::events::HubEvent>,
+    ) -> bool;
+}
+
+/// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the loop
+/// then writes all their frames with one flush. False when the socket must close.
+pub(crate) async fn on_burst<H: OnEvents, S: Sink<WsMessage> + Unpin>(
+    session: &mut H,
+    tx: &mut Batched<S>,
+    conn: &mut Connection<crate::events::HubEvent>,
+    first: Recv<crate::events::HubEvent>,
+) -> bool {
+    let mut next = Some(first);
+    let mut handled = 0;
+    while let Some(ev) = next {
+        let ok = match ev {
+            Recv::Event(e) => session.on_event(tx, conn, &e).await,
+            Recv::Lagged => send_json(tx, &H::resync()).await,
+            Recv::Closed => {
+                send_close(tx, close::UNAUTHENTICATED, "session ended").await;
+                false
+            }
+        };
+        if !ok {
+            return false;
+        }
+        handled += 1;
+        next = if handled < BURST {
+            conn.try_recv()
+        } else {
+            None
+        };
+    }
+    true
+}
 
 pub async fn send_close<S>(sink: &mut S, code: u16, reason: &'static str)
 where

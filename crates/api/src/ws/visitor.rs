@@ -9,15 +9,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use confab_domain::*;
-use confab_realtime::{Connection, Recv, Topic};
+use confab_realtime::{Connection, Topic};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{
-    classify, close, frame_error, lanes, owned_headers, send_close, send_json, Batched, Incoming,
-    Replies, ReplyTx, BURST, MAX_FRAME,
+    classify, close, frame_error, lanes, on_burst, owned_headers, send_close, send_json, Batched,
+    Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
 };
 use crate::auth::{self, CurrentVisitor};
 use crate::error::{ApiError, ApiResult};
@@ -179,7 +179,7 @@ async fn run(
                 }
                 if !ok { break }
             }
-            ev = conn.recv() => if !Box::pin(s.on_burst(&mut tx, &mut conn, ev)).await { break },
+            ev = conn.recv() => if !Box::pin(on_burst(&mut s, &mut tx, &mut conn, ev)).await { break },
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > state.settings.heartbeat * 3 { break; }
                 if tx.send(WsMessage::Ping(Default::default())).await.is_err() { break; }
@@ -250,38 +250,6 @@ fn spawn_sender(
 }
 
 impl Session {
-    /// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the
-    /// loop then writes all their frames with one flush. False when the socket must close.
-    async fn on_burst<S: Sink<WsMessage> + Unpin>(
-        &mut self,
-        tx: &mut Batched<S>,
-        conn: &mut Connection<HubEvent>,
-        first: Recv<HubEvent>,
-    ) -> bool {
-        let mut next = Some(first);
-        let mut handled = 0;
-        while let Some(ev) = next {
-            let ok = match ev {
-                Recv::Event(e) => self.on_event(tx, conn, &e).await,
-                Recv::Lagged => send_json(tx, &VisitorServerFrame::Resync).await,
-                Recv::Closed => {
-                    send_close(tx, close::UNAUTHENTICATED, "session ended").await;
-                    false
-                }
-            };
-            if !ok {
-                return false;
-            }
-            handled += 1;
-            next = if handled < BURST {
-                conn.try_recv()
-            } else {
-                None
-            };
-        }
-        true
-    }
-
     /// Where to go on in a conversation when the client says it has everything up to
     /// `seq`: from there, or from what this socket already sent if that is further.
     fn resume_from(&mut self, id: ConversationId, seq: Seq) {
@@ -326,13 +294,21 @@ impl Session {
             }
         }
     }
+}
+
+impl OnEvents for Session {
+    type Resync = VisitorServerFrame;
+    fn resync() -> VisitorServerFrame {
+        VisitorServerFrame::Resync
+    }
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
-        e: &HubEvent,
+        e: &Arc<HubEvent>,
     ) -> bool {
+        let e: &HubEvent = e;
         match e {
             HubEvent::Message { message } => {
                 let Some(last) = self.last.get(&message.conversation_id).copied() else {
@@ -433,7 +409,9 @@ impl Session {
             _ => true,
         }
     }
+}
 
+impl Session {
     async fn on_frame<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut Batched<S>,
