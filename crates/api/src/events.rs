@@ -30,6 +30,11 @@ pub enum HubEvent {
         /// (assignee or status): an agent who saw it then and cannot now is told to drop
         /// it; an agent who could never see it hears nothing.
         before: Option<Box<Conversation>>,
+        /// The conversation has just started: no agent has read any of it, so a socket
+        /// that holds no read position for it knows it is 0 without asking the store. (A
+        /// read that overtakes this event on the bus reaches the socket as `AgentRead`.)
+        #[serde(default)]
+        started: bool,
     },
     /// The conversation was deleted (I5).
     Deleted {

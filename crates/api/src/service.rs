@@ -94,12 +94,22 @@ pub async fn publish_conversation(
     conversation: &Conversation,
     before: Option<&Conversation>,
 ) {
+    publish_listed(state, conversation, before, false).await
+}
+
+/// `publish_conversation`, saying whether the conversation has just started.
+async fn publish_listed(
+    state: &AppState,
+    conversation: &Conversation,
+    before: Option<&Conversation>,
+    started: bool,
+) {
     let mut q = ConversationQuery::new(AgentId(0));
     q.id = Some(conversation.id);
     q.limit = 1;
     match state.store.list_conversations(&q).await {
         Ok(mut rows) if !rows.is_empty() => {
-            publish_summary(state, rows.remove(0), conversation, before).await
+            publish_summary(state, rows.remove(0), conversation, before, started).await
         }
         Ok(_) => {}
         Err(e) => {
@@ -113,6 +123,7 @@ async fn publish_summary(
     summary: ConversationSummary,
     conversation: &Conversation,
     before: Option<&Conversation>,
+    started: bool,
 ) {
     let visitor = visitor_view(state, &summary.conversation).await;
     let before = before
@@ -121,6 +132,7 @@ async fn publish_summary(
         summary: Box::new(summary),
         visitor,
         before: before.map(|b| Box::new(b.clone())),
+        started,
     });
 }
 
@@ -134,7 +146,14 @@ async fn publish_posted(state: &AppState, posted: &Posted) {
     }
     publish_messages(state, &posted.written);
     let summary = ConversationSummary::after_post(posted);
-    publish_summary(state, summary, &posted.conversation, Some(&posted.before)).await;
+    publish_summary(
+        state,
+        summary,
+        &posted.conversation,
+        Some(&posted.before),
+        false,
+    )
+    .await;
     for n in &posted.notifications {
         state.publish(HubEvent::Notification {
             notification: n.clone(),
@@ -225,7 +244,8 @@ pub async fn start_conversation(
         })
         .await?;
     if started.created {
-        publish_change(state, &started.conversation, &started.messages, None).await;
+        publish_messages(state, &started.messages);
+        publish_listed(state, &started.conversation, None, true).await;
         for n in started.notifications {
             state.publish(HubEvent::Notification { notification: n });
         }

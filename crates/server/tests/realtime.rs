@@ -49,6 +49,7 @@ async fn visitor_and_agent_chat_live() {
         row["summary"]["conversation"]["assignee_id"],
         serde_json::Value::Null
     );
+    assert_eq!(row["summary"]["my_read_seq"], 0);
     let n = inbox.expect("notification").await;
     assert_eq!(n["notification"]["kind"], "new_unassigned");
     let counts = inbox.expect("counts").await;
@@ -145,6 +146,25 @@ async fn visitor_and_agent_chat_live() {
         .expect_where("read", |f| f["reader"] == "visitor")
         .await;
     assert_eq!(r["seq"], reply["message"]["seq"]);
+
+    // List rows carry the agent's own read position: from what the socket heard, and on a
+    // socket opened after the read, from the store.
+    let mut late_inbox = owner.ws().await;
+    widget
+        .send(
+            json!({"type": "send", "conversation_id": conv, "client_id": "v-2", "body": "Thanks!"}),
+        )
+        .await;
+    for socket in [&mut inbox, &mut late_inbox] {
+        let row = socket
+            .expect_where("conversation", |f| {
+                f["summary"]["conversation"]["id"] == conv
+                    && f["summary"]["last_message"]["body"] == "Thanks!"
+            })
+            .await;
+        assert_eq!(row["summary"]["my_read_seq"].as_i64(), Some(agent_seq));
+        assert_eq!(row["summary"]["unread"], true);
+    }
 
     // HTTP sees the same, and the visitor's view never includes the note.
     let (st, hist) = visitor

@@ -309,7 +309,10 @@ impl OnEvents for Session {
                 }
             }
             HubEvent::Conversation {
-                summary, before, ..
+                summary,
+                before,
+                started,
+                ..
             } => {
                 let id = summary.conversation.id;
                 if !rules::can_view(&self.me, &summary.conversation) {
@@ -335,6 +338,10 @@ impl OnEvents for Session {
                 self.counts_dirty = Some(Instant::now());
                 let my_read = match self.reads.get(&id) {
                     Some(r) => *r,
+                    None if *started => {
+                        self.reads.insert(id, 0);
+                        0
+                    }
                     None => {
                         let r = self
                             .state
@@ -738,6 +745,7 @@ mod tests {
             summary: Box::new(s.clone()),
             visitor: VisitorConversation::new(&s.conversation, None),
             before: None,
+            started: false,
         });
         // Agents in the order their sockets take the event: some share a read position.
         for my_read in [0, 4, 0, 2, 4, 0, 7, 2] {
@@ -754,6 +762,7 @@ mod tests {
             summary: Box::new(s2.clone()),
             visitor: VisitorConversation::new(&s2.conversation, None),
             before: None,
+            started: false,
         });
         let row: serde_json::Value =
             serde_json::from_str(list_row(&other, &s2, 4).unwrap().as_str()).unwrap();
