@@ -693,8 +693,17 @@ async fn one_conversation(
     per_side: usize,
 ) -> anyhow::Result<u64> {
     let base = &ctx.base;
-    // The page loads the widget.
-    ok(http.get(format!("{base}/widget.js")).send().await?).await?;
+    // The page loads the widget, as a browser on its first visit does: nothing cached,
+    // gzip taken (the bytes are counted, not unzipped: that is the browser's work).
+    let script = http
+        .get(format!("{base}/widget.js"))
+        .header("accept-encoding", "gzip, deflate, br, zstd")
+        .send()
+        .await?;
+    if !script.status().is_success() {
+        bail!("/widget.js: {}", script.status());
+    }
+    script.bytes().await?;
     ok(http
         .get(format!(
             "{base}/api/v1/widget/config?site_key={}",
