@@ -96,10 +96,7 @@ impl Served {
         if let Ok(v) = HeaderValue::from_str(etag) {
             h.insert(header::ETAG, v);
         }
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        // `nosniff` comes from the router's `security_headers`, as on every response.
         r
     }
 }

@@ -19,6 +19,17 @@ async fn visitor_and_agent_chat_live() {
     owner.set_available(true).await;
     let mut inbox = owner.ws().await;
 
+    // W1: the page loads the widget script, gzipped, through the whole router.
+    let script = reqwest::Client::new()
+        .get(format!("{}/widget.js", app.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(script.headers()["content-encoding"], "gzip");
+    assert_eq!(script.headers()["x-content-type-options"], "nosniff");
+
     // W4: online, because an available agent is connected.
     let (_, cfg) = reqwest::Client::new()
         .get(format!(
