@@ -61,13 +61,7 @@ async fn run_one(state: &AppState, job: &Job) -> Result<(), StoreError> {
             let site = state.store.site(conv.site_id).await?;
             let message = rules::offline_message(&site.settings, now);
             if let Some(changed) = state.store.mark_offline(conv.id, &message, now).await? {
-                service::publish_change(
-                    state,
-                    &changed.conversation,
-                    &changed.written,
-                    Some(&conv),
-                )
-                .await;
+                service::publish_change(state, &changed).await;
                 let agents = state.agents().await?;
                 let items = rules::new_conversation_notifications(&changed.conversation, &agents);
                 service::notify(state, conv.id, items, None, "Nobody took the chat in time").await;
@@ -79,7 +73,7 @@ async fn run_one(state: &AppState, job: &Job) -> Result<(), StoreError> {
                 .change_status(job.conversation_id, StatusChange::Wake, now)
                 .await?;
             if !changed.written.is_empty() {
-                service::publish_change(state, &changed.conversation, &changed.written, None).await;
+                service::publish_change(state, &changed).await;
             }
         }
         JobKind::InactivityClose => {
@@ -97,13 +91,7 @@ async fn run_one(state: &AppState, job: &Job) -> Result<(), StoreError> {
                         now,
                     )
                     .await?;
-                service::publish_change(
-                    state,
-                    &changed.conversation,
-                    &changed.written,
-                    Some(&conv),
-                )
-                .await;
+                service::publish_change(state, &changed).await;
             } else if conv.handoff_at.is_none() && conv.status != Status::Closed {
                 let at = conv.last_message_at
                     + chrono::Duration::seconds(i64::from(site.settings.inactivity_timeout_secs));

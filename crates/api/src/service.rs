@@ -69,14 +69,9 @@ pub async fn visitor_message(state: &AppState, m: &Message) -> Option<VisitorMes
 }
 
 /// Publishes what a committed change wrote, then the conversation's new state.
-pub async fn publish_change(
-    state: &AppState,
-    conversation: &Conversation,
-    written: &[Message],
-    before: Option<&Conversation>,
-) {
-    publish_messages(state, written);
-    publish_conversation(state, conversation, before).await;
+pub async fn publish_change(state: &AppState, changed: &Changed) {
+    publish_messages(state, &changed.written);
+    publish_conversation(state, &changed.conversation, Some(&changed.before)).await;
 }
 
 fn publish_messages(state: &AppState, written: &[Message]) {
@@ -355,7 +350,8 @@ pub async fn assign(
     conversation: ConversationId,
     target: Option<AgentId>,
 ) -> ApiResult<Conversation> {
-    let before = agent_conversation(state, actor, conversation).await?;
+    // The store checks that the actor may see and assign the conversation (404 if not
+    // visible), in the assignment's own transaction.
     let target = match target {
         Some(id) => Some(state.store.agent(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => {
@@ -370,13 +366,7 @@ pub async fn assign(
         .assign(conversation, Some(actor), target.as_ref(), state.now())
         .await?;
     if !changed.written.is_empty() {
-        publish_change(
-            state,
-            &changed.conversation,
-            &changed.written,
-            Some(&before),
-        )
-        .await;
+        publish_change(state, &changed).await;
         if let Some(t) = target.filter(|t| t.id != actor.id) {
             notify(
                 state,
@@ -391,25 +381,38 @@ pub async fn assign(
     Ok(changed.conversation)
 }
 
-/// I4: close, reopen, snooze.
+/// What an agent can do to a conversation's status (I4).
+#[derive(Debug, Clone, Copy)]
+pub enum AgentStatusChange {
+    Close,
+    /// Under the site's reopen policy.
+    Reopen(ReopenPolicy),
+    Snooze(DateTime<Utc>),
+}
+
+/// I4: close, reopen, snooze, by `actor`.
 pub async fn change_status(
     state: &AppState,
     actor: &Agent,
     conversation: ConversationId,
-    change: StatusChange,
+    change: AgentStatusChange,
 ) -> ApiResult<Conversation> {
-    let before = agent_conversation(state, actor, conversation).await?;
+    // The change names its actor, so the store checks what they may do (404 if they
+    // cannot see the conversation), in the change's own transaction.
+    let by = actor.clone();
+    let change = match change {
+        AgentStatusChange::Close => StatusChange::Close {
+            by: Some(by),
+            by_visitor: false,
+        },
+        AgentStatusChange::Reopen(policy) => StatusChange::Reopen { by, policy },
+        AgentStatusChange::Snooze(until) => StatusChange::Snooze { by, until },
+    };
     let changed = state
         .store
         .change_status(conversation, change, state.now())
         .await?;
-    publish_change(
-        state,
-        &changed.conversation,
-        &changed.written,
-        Some(&before),
-    )
-    .await;
+    publish_change(state, &changed).await;
     Ok(changed.conversation)
 }
 

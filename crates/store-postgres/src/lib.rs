@@ -1511,6 +1511,7 @@ impl Store for PgStore {
     ) -> Result<Changed> {
         let mut tx = self.begin().await?;
         let mut conv = lock_conversation(&mut tx, id).await?;
+        let before = conv.clone();
         if let Some(actor) = by {
             rules::check_assign(actor, &conv, target)?;
         } else if target.is_some_and(|t| !rules::can_be_assigned(t)) {
@@ -1519,6 +1520,7 @@ impl Store for PgStore {
         let new_assignee = target.map(|t| t.id);
         if conv.assignee_id == new_assignee {
             return Ok(Changed {
+                before,
                 conversation: conv,
                 written: vec![],
             });
@@ -1529,6 +1531,7 @@ impl Store for PgStore {
         save(&mut tx, &conv).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Changed {
+            before,
             conversation: conv,
             written,
         })
@@ -1542,6 +1545,7 @@ impl Store for PgStore {
     ) -> Result<Changed> {
         let mut tx = self.begin().await?;
         let mut conv = lock_conversation(&mut tx, id).await?;
+        let before = conv.clone();
         let mut written = Vec::new();
         match &change {
             StatusChange::Close { by, by_visitor } => {
@@ -1590,6 +1594,7 @@ impl Store for PgStore {
             StatusChange::Wake => {
                 if !rules::snooze_due(&conv, now) {
                     return Ok(Changed {
+                        before,
                         conversation: conv,
                         written,
                     });
@@ -1603,6 +1608,7 @@ impl Store for PgStore {
         save(&mut tx, &conv).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Changed {
+            before,
             conversation: conv,
             written,
         })
@@ -1617,6 +1623,7 @@ impl Store for PgStore {
     ) -> Result<Changed> {
         let mut tx = self.begin().await?;
         let mut conv = lock_conversation(&mut tx, id).await?;
+        let before = conv.clone();
         conv.rating = Some(rating);
         conv.rating_comment = comment.map(str::to_owned);
         let ev = Event::Rated {
@@ -1627,6 +1634,7 @@ impl Store for PgStore {
         save(&mut tx, &conv).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Changed {
+            before,
             conversation: conv,
             written,
         })
@@ -1640,6 +1648,7 @@ impl Store for PgStore {
     ) -> Result<Option<Changed>> {
         let mut tx = self.begin().await?;
         let mut conv = lock_conversation(&mut tx, id).await?;
+        let before = conv.clone();
         if !rules::wait_expired(&conv) {
             return Ok(None);
         }
@@ -1651,6 +1660,7 @@ impl Store for PgStore {
         save(&mut tx, &conv).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(Changed {
+            before,
             conversation: conv,
             written,
         }))

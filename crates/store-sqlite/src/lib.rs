@@ -1,15 +1,17 @@
 //! The embedded SQLite backend of [`confab_store::Store`].
 //!
-//! One file in WAL mode with `synchronous = FULL`, so a commit is on disk before it returns.
-//! One write happens at a time (SQLite has one writer anyway, and this way no statement
-//! ever waits on `SQLITE_BUSY`); reads use connections of their own.
+//! One file in WAL mode; every commit is on disk before its caller hears back. One write
+//! happens at a time (SQLite has one writer anyway, and this way no statement ever waits
+//! on `SQLITE_BUSY`); reads use connections of their own.
 //!
-//! Message posts are **group-committed** (`writer.rs`): a task collects the posts that
-//! arrive while the previous commit is in flight, and a thread with its own connection
-//! writes them in one transaction. A refused post writes nothing (every refusal is decided
-//! before the first write), so it does not undo the others. One fsync then covers many
-//! messages, and every caller still hears back only after its message is durable. The
-//! other writes use the sqlx connection, never at the same time as a batch.
+//! Every write to a conversation's timeline — message posts, starts, assignments, status
+//! changes, ratings, the offline message — is **group-committed** (`writer.rs`): a thread
+//! with its own connection takes the writes that arrived while the previous commit was in
+//! flight and writes them in one transaction. A refused write writes nothing (every
+//! refusal is decided before the first write), so it does not undo the others. One fsync
+//! then covers many writes, and every caller still hears back only after its write is
+//! durable. The store's other writes (sessions, contacts, page views, …) use the sqlx
+//! connection with `synchronous = FULL`, never at the same time as a batch.
 
 mod conns;
 mod rows;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use confab_domain::rules::{self, AssigneeFilter, Refusal};
+use confab_domain::rules::AssigneeFilter;
 use confab_domain::*;
 use confab_store::*;
 use conns::{Conn, Conns};
@@ -33,6 +35,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
+use writer::{Done, Op};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -47,8 +50,6 @@ const READERS: usize = 4;
 const POSTS_CACHE_KIB: &str = "-8192";
 const WRITER_CACHE_KIB: &str = "-2048";
 const READER_CACHE_KIB: &str = "-2048";
-
-type PostReply = oneshot::Sender<Result<Posted>>;
 
 // Statements both drivers run: sqlx here, rusqlite on the group commit's thread.
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, \
@@ -86,7 +87,8 @@ const INSERT_NOTIFICATION: &str =
 pub struct SqliteStore {
     read: Arc<Conns>,
     write: Arc<Conns>,
-    posts: mpsc::Sender<(NewMessage, PostReply)>,
+    /// The writer thread's queue: every write to a conversation's timeline.
+    writes: mpsc::Sender<(writer::Op, writer::Reply)>,
     /// Group commits that failed and were written again post by post (see
     /// [`commit_batch`]); only the database's own errors should ever cause one.
     batches_rewritten: Arc<AtomicU64>,
@@ -170,7 +172,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
-            posts: tx,
+            writes: tx,
             batches_rewritten,
         })
     }
@@ -190,9 +192,25 @@ impl SqliteStore {
         self.read.get().await
     }
 
-    /// The one write connection.
+    /// The one write connection (for everything but the timeline's writes).
     async fn writer(&self) -> Result<Conn<'_>> {
         self.write.get().await
+    }
+
+    /// Hands a write to the writer thread and waits until it is on disk (`writer.rs`).
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || StoreError::Unavailable("store is shutting down".into());
+        self.writes.send((op, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// [`Self::write`] for the ops that change a conversation.
+    async fn change(&self, op: Op) -> Result<Option<Changed>> {
+        match self.write(op).await? {
+            Done::Changed(c) => Ok(c),
+            other => Err(mismatch(&other)),
+        }
     }
 
     /// Closes every connection, checkpointing the WAL.
@@ -216,87 +234,19 @@ impl SqliteStore {
     }
 }
 
+/// The writer answered an op with another op's result: a bug in `writer::apply`.
+fn mismatch(done: &Done) -> StoreError {
+    StoreError::Internal(format!(
+        "the writer answered with the wrong result: {done:?}"
+    ))
+}
+
 fn counts(rows: Vec<(String, Option<i64>, i64)>) -> Result<ConversationCounts> {
     let mut groups = Vec::with_capacity(rows.len());
     for (status, assignee, n) in rows {
         groups.push((parse::<Status>(&status)?, assignee.map(AgentId), n));
     }
     Ok(ConversationCounts { groups })
-}
-
-/// Appends one entry to a conversation's timeline, advancing its sequence numbers in `row`
-/// (the caller saves the row once at the end of the transaction).
-async fn append(
-    conn: &mut SqliteConnection,
-    row: &mut ConversationRow,
-    e: Entry<'_>,
-) -> Result<Message> {
-    let visible_seq = e.advance(&mut row.conversation);
-    let c = &row.conversation;
-    let id = sqlx::query(INSERT_MESSAGE)
-        .bind(c.id.0)
-        .bind(c.last_seq)
-        .bind(visible_seq)
-        .bind(e.kind.as_str())
-        .bind(e.author_kind.as_str())
-        .bind(e.agent_id.map(|a| a.0))
-        .bind(&e.author_name)
-        .bind(&e.author_key)
-        .bind(e.body)
-        .bind(e.event_json()?)
-        .bind(e.attachment_id.map(|a| a.0))
-        .bind(e.client_id)
-        .bind(e.mentions_json()?)
-        .bind(us(e.now))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?
-        .last_insert_rowid();
-    if e.searchable() {
-        sqlx::query(INDEX_MESSAGE)
-            .bind(id)
-            .bind(e.body)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-    }
-    let attachment = match e.attachment_id {
-        Some(aid) => Some(attachment(
-            &sqlx::query(SELECT_ATTACHMENT)
-                .bind(aid.0)
-                .fetch_one(&mut *conn)
-                .await
-                .not_found("attachment")?,
-        )?),
-        None => None,
-    };
-    Ok(e.into_message(MessageId(id), c, visible_seq, attachment))
-}
-
-async fn save(conn: &mut SqliteConnection, row: &ConversationRow) -> Result<()> {
-    let c = &row.conversation;
-    sqlx::query(SAVE_CONVERSATION)
-        .bind(c.status.as_str())
-        .bind(c.assignee_id.map(|a| a.0))
-        .bind(c.team_id.map(|t| t.0))
-        .bind(c.snoozed_until.map(us))
-        .bind(c.closed_at.map(us))
-        .bind(c.last_seq)
-        .bind(c.last_visible_seq)
-        .bind(c.last_visitor_seq)
-        .bind(c.handoff_at.map(us))
-        .bind(c.agent_took_part)
-        .bind(c.offline)
-        .bind(c.rating.map(Rating::as_str))
-        .bind(&c.rating_comment)
-        .bind(c.visitor_read_seq)
-        .bind(c.agent_read_seq)
-        .bind(us(c.last_message_at))
-        .bind(c.id.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    Ok(())
 }
 
 async fn schedule(
@@ -313,40 +263,6 @@ async fn schedule(
         .await
         .map_err(db_err)?;
     Ok(())
-}
-
-/// Inserts a conversation and its handoff entry (W4).
-async fn create_conversation(
-    conn: &mut SqliteConnection,
-    site: SiteId,
-    contact: ContactId,
-    channel: Channel,
-    start_url: Option<&str>,
-    handoff: Option<&rules::Handoff>,
-    now: DateTime<Utc>,
-) -> Result<(ConversationRow, Vec<Message>)> {
-    let id: i64 = sqlx::query_scalar(INSERT_CONVERSATION)
-        .bind(site.0)
-        .bind(contact.0)
-        .bind(channel.as_str())
-        .bind(handoff.map(|_| us(now)))
-        .bind(handoff.is_some_and(|h| h.offline))
-        .bind(start_url)
-        .bind(us(now))
-        .bind(us(now))
-        .fetch_one(&mut *conn)
-        .await
-        .conflict("live conversation")?;
-    let mut row = SqliteStore::conversation_row(conn, ConversationId(id)).await?;
-    let mut written = Vec::new();
-    if let Some(h) = handoff {
-        written.push(append(conn, &mut row, Entry::event(&h.event, None, now)).await?);
-        if let Some(at) = h.wait_until {
-            schedule(conn, JobKind::WaitExpiry, row.conversation.id, at).await?;
-        }
-        save(conn, &row).await?;
-    }
-    Ok((row, written))
 }
 
 fn author_key(author: &Author) -> Option<String> {
@@ -986,53 +902,10 @@ impl Store for SqliteStore {
     }
 
     async fn start_conversation(&self, n: NewConversation) -> Result<Started> {
-        let mut w = self.writer().await?;
-        let mut tx = w.begin().await.map_err(db_err)?;
-        let existing = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
-             WHERE c.contact_id = ? AND c.site_id = ? AND c.channel = ? AND c.status <> 'closed'"
-        ))
-        .bind(n.contact_id.0)
-        .bind(n.site_id.0)
-        .bind(n.channel.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(row) = existing {
-            return Ok(Started {
-                conversation: conversation(&row)?.conversation,
-                created: false,
-                messages: vec![],
-                notifications: vec![],
-            });
+        match self.write(Op::Start(n)).await? {
+            Done::Started(s) => Ok(s),
+            other => Err(mismatch(&other)),
         }
-        let (row, messages) = create_conversation(
-            &mut tx,
-            n.site_id,
-            n.contact_id,
-            n.channel,
-            n.start_url.as_deref(),
-            n.handoff.as_ref(),
-            n.now,
-        )
-        .await?;
-        let notifications = insert_notifications(
-            &mut tx,
-            &NewNotification::for_new_conversation(
-                &row.conversation,
-                &n.notify,
-                &n.notify_preview,
-                n.now,
-            ),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Started {
-            conversation: row.conversation,
-            created: true,
-            messages,
-            notifications,
-        })
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
@@ -1163,13 +1036,10 @@ impl Store for SqliteStore {
     }
 
     async fn post_message(&self, new: NewMessage) -> Result<Posted> {
-        let (tx, rx) = oneshot::channel();
-        self.posts
-            .send((new, tx))
-            .await
-            .map_err(|_| StoreError::Unavailable("store is shutting down".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("store is shutting down".into()))?
+        match self.write(Op::Post(new)).await? {
+            Done::Posted(p) => Ok(p),
+            other => Err(mismatch(&other)),
+        }
     }
 
     async fn assign(
@@ -1179,30 +1049,14 @@ impl Store for SqliteStore {
         target: Option<&Agent>,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut w = self.writer().await?;
-        let mut tx = w.begin().await.map_err(db_err)?;
-        let mut row = Self::conversation_row(&mut tx, id).await?;
-        if let Some(actor) = by {
-            rules::check_assign(actor, &row.conversation, target)?;
-        } else if target.is_some_and(|t| !rules::can_be_assigned(t)) {
-            return Err(Refusal::AssigneeUnavailable.into());
-        }
-        let new_assignee = target.map(|t| t.id);
-        if row.conversation.assignee_id == new_assignee {
-            return Ok(Changed {
-                conversation: row.conversation,
-                written: vec![],
-            });
-        }
-        row.conversation.assignee_id = new_assignee;
-        let ev = rules::assignment_event(by, target);
-        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, by, now)).await?];
-        save(&mut tx, &row).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Changed {
-            conversation: row.conversation,
-            written,
+        self.change(Op::Assign {
+            id,
+            by: by.cloned(),
+            target: target.cloned(),
+            now,
         })
+        .await?
+        .ok_or_else(|| StoreError::Internal("an assignment gave no answer".into()))
     }
 
     async fn change_status(
@@ -1211,73 +1065,9 @@ impl Store for SqliteStore {
         change: StatusChange,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut w = self.writer().await?;
-        let mut tx = w.begin().await.map_err(db_err)?;
-        let mut row = Self::conversation_row(&mut tx, id).await?;
-        let mut written = Vec::new();
-        let c = &row.conversation;
-        match &change {
-            StatusChange::Close { by, by_visitor } => {
-                if let Some(a) = by {
-                    rules::check_close(a, c)?;
-                } else if c.status == Status::Closed {
-                    return Err(Refusal::Closed.into());
-                }
-                row.conversation.status = Status::Closed;
-                row.conversation.closed_at = Some(now);
-                row.conversation.snoozed_until = None;
-                if *by_visitor {
-                    written.push(
-                        append(
-                            &mut tx,
-                            &mut row,
-                            Entry::event(&Event::EndedByVisitor, None, now),
-                        )
-                        .await?,
-                    );
-                }
-                let ev = Event::Closed {
-                    by: by.as_ref().map(|a| a.id),
-                };
-                written.push(append(&mut tx, &mut row, Entry::event(&ev, by.as_ref(), now)).await?);
-            }
-            StatusChange::Reopen { by, policy } => {
-                rules::check_reopen(by, c, *policy)?;
-                row.conversation.status = Status::Open;
-                row.conversation.closed_at = None;
-                let ev = Event::Reopened { by: Some(by.id) };
-                written.push(append(&mut tx, &mut row, Entry::event(&ev, Some(by), now)).await?);
-            }
-            StatusChange::Snooze { by, until } => {
-                rules::check_snooze(by, c, *until, now)?;
-                row.conversation.status = Status::Snoozed;
-                row.conversation.snoozed_until = Some(*until);
-                let ev = Event::Snoozed {
-                    by: by.id,
-                    until: *until,
-                };
-                written.push(append(&mut tx, &mut row, Entry::event(&ev, Some(by), now)).await?);
-                schedule(&mut tx, JobKind::SnoozeWake, id, *until).await?;
-            }
-            StatusChange::Wake => {
-                if !rules::snooze_due(c, now) {
-                    return Ok(Changed {
-                        conversation: row.conversation,
-                        written,
-                    });
-                }
-                row.conversation.status = Status::Open;
-                row.conversation.snoozed_until = None;
-                written
-                    .push(append(&mut tx, &mut row, Entry::event(&Event::Woke, None, now)).await?);
-            }
-        }
-        save(&mut tx, &row).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Changed {
-            conversation: row.conversation,
-            written,
-        })
+        self.change(Op::Status { id, change, now })
+            .await?
+            .ok_or_else(|| StoreError::Internal("a status change gave no answer".into()))
     }
 
     async fn rate(
@@ -1287,22 +1077,14 @@ impl Store for SqliteStore {
         comment: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Changed> {
-        let mut w = self.writer().await?;
-        let mut tx = w.begin().await.map_err(db_err)?;
-        let mut row = Self::conversation_row(&mut tx, id).await?;
-        row.conversation.rating = Some(rating);
-        row.conversation.rating_comment = comment.map(str::to_owned);
-        let ev = Event::Rated {
+        self.change(Op::Rate {
+            id,
             rating,
             comment: comment.map(str::to_owned),
-        };
-        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, None, now)).await?];
-        save(&mut tx, &row).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Changed {
-            conversation: row.conversation,
-            written,
+            now,
         })
+        .await?
+        .ok_or_else(|| StoreError::Internal("a rating gave no answer".into()))
     }
 
     async fn mark_offline(
@@ -1311,23 +1093,12 @@ impl Store for SqliteStore {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Changed>> {
-        let mut w = self.writer().await?;
-        let mut tx = w.begin().await.map_err(db_err)?;
-        let mut row = Self::conversation_row(&mut tx, id).await?;
-        if !rules::wait_expired(&row.conversation) {
-            return Ok(None);
-        }
-        row.conversation.offline = true;
-        let ev = Event::Offline {
+        self.change(Op::Offline {
+            id,
             message: message.to_owned(),
-        };
-        let written = vec![append(&mut tx, &mut row, Entry::event(&ev, None, now)).await?];
-        save(&mut tx, &row).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Some(Changed {
-            conversation: row.conversation,
-            written,
-        }))
+            now,
+        })
+        .await
     }
 
     async fn delete_conversation(&self, id: ConversationId) -> Result<Vec<String>> {

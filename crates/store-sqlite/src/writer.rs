@@ -4,34 +4,84 @@
 //! to it and back: a futex wake each way. A message post is a handful of statements, and
 //! on a busy server those wake-ups cost more CPU than SQLite's own work
 //! (docs/performance.md). Here one thread owns a rusqlite connection to the same file and
-//! writes a whole batch of posts — every statement, the commit and its fsync — in one go:
-//! one hand-off per batch instead of two per statement. Each poster is answered from this
+//! writes a whole batch of writes — every statement, the commit and its fsync — in one go:
+//! one hand-off per batch instead of two per statement. Each writer is answered from this
 //! thread as soon as the batch is on disk.
 //!
-//! The thread takes the posts that arrived while the previous batch was being written
+//! Every write to a conversation's timeline comes here ([`Op`]): posts, starts,
+//! assignments, status changes, ratings and the offline message. They all append entries
+//! and advance the conversation's sequence numbers, so one code path (one driver) writes
+//! them all.
+//!
+//! The thread takes the writes that arrived while the previous batch was being written
 //! straight from the channel, and holds the store's sqlx write connection while it works,
-//! so the other writes (assignments, closes, …) never run beside it: SQLite still sees one
-//! writer at a time and no statement waits on `SQLITE_BUSY`.
+//! so the store's other writes (sessions, contacts, …) never run beside it: SQLite still
+//! sees one writer at a time and no statement waits on `SQLITE_BUSY`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, LazyLock};
 
+use chrono::{DateTime, Utc};
 use confab_domain::rules::{self, Refusal, VisitorMessageEffect};
 use confab_domain::*;
 use confab_store::*;
 use rusqlite::{params, Connection, OpenFlags, Params, TransactionBehavior};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::conns::Conns;
 use crate::rows::*;
 use crate::{
-    author_key, PostReply, INDEX_MESSAGE, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE,
+    author_key, INDEX_MESSAGE, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE,
     INSERT_NOTIFICATION, MAX_BATCH, SAVE_CONVERSATION, SELECT_ATTACHMENT,
 };
 
-type Batch = Vec<(NewMessage, PostReply)>;
+/// A write to a conversation's timeline, done on the writer thread.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Post(NewMessage),
+    Start(NewConversation),
+    Assign {
+        id: ConversationId,
+        by: Option<Agent>,
+        target: Option<Agent>,
+        now: DateTime<Utc>,
+    },
+    Status {
+        id: ConversationId,
+        change: StatusChange,
+        now: DateTime<Utc>,
+    },
+    Rate {
+        id: ConversationId,
+        rating: Rating,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+    },
+    Offline {
+        id: ConversationId,
+        message: String,
+        now: DateTime<Utc>,
+    },
+}
+
+/// What an [`Op`] did; each op has its own variant (see `SqliteStore::write`).
+///
+/// Not boxed: the value is moved once, into its answer's oneshot cell, which is on the
+/// heap already; a box would be a second allocation per post.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Done {
+    Posted(Posted),
+    Started(Started),
+    Changed(Option<Changed>),
+}
+
+/// Where an op's answer goes.
+pub(crate) type Reply = oneshot::Sender<Result<Done>>;
+
+type Batch = Vec<(Op, Reply)>;
 
 /// Opens the writer's own connection to the (migrated) database file: WAL, and
 /// `synchronous = NORMAL`, because this thread's commits are made durable by the sync
@@ -72,7 +122,7 @@ pub(crate) fn start(
     conn: Connection,
     wal: PathBuf,
     write: Arc<Conns>,
-    rx: mpsc::Receiver<(NewMessage, PostReply)>,
+    rx: mpsc::Receiver<(Op, Reply)>,
     rewritten: Arc<AtomicU64>,
 ) -> Result<()> {
     let rt = tokio::runtime::Handle::current();
@@ -91,7 +141,7 @@ pub(crate) fn start(
 }
 
 /// A committed batch's answers, held until the log is on disk.
-type Answers = Vec<(PostReply, Result<Posted>)>;
+type Answers = Vec<(Reply, Result<Done>)>;
 
 fn answer_all(batch: &mut Batch, e: &StoreError) {
     for (_, reply) in batch.drain(..) {
@@ -170,7 +220,7 @@ fn sync_log(wal: &Path, log: &mut Option<File>) -> std::io::Result<()> {
 /// queued (docs/performance.md, round 4).
 fn run(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<(NewMessage, PostReply)>,
+    mut rx: mpsc::Receiver<(Op, Reply)>,
     write: &Conns,
     rt: &tokio::runtime::Handle,
     to_sync: &std_mpsc::Sender<Answers>,
@@ -228,23 +278,23 @@ fn run(
     }
 }
 
-/// Writes a batch of posts in one transaction. A refused post wrote nothing (see
-/// [`post_in_tx`]) and just gets its refusal. Any other error may have left part of a post
-/// written: the whole batch is rolled back and its posts are written again, one
-/// transaction each, so that only the failing post fails.
+/// Writes a batch of ops in one transaction. A refused op wrote nothing (see
+/// [`apply`]) and just gets its refusal. Any other error may have left part of an op
+/// written: the whole batch is rolled back and its ops are written again, one
+/// transaction each, so that only the failing op fails.
 fn commit_batch(
     conn: &mut Connection,
     batch: &Batch,
     rewritten: &AtomicU64,
-) -> Result<Vec<Result<Posted>>> {
-    match write_posts(conn, batch.iter().map(|(new, _)| new)) {
+) -> Result<Vec<Result<Done>>> {
+    match write_ops(conn, batch.iter().map(|(op, _)| op)) {
         Ok(results) => Ok(results),
         Err(e) if batch.len() > 1 => {
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
             rewritten.fetch_add(1, Ordering::Relaxed);
             Ok(batch
                 .iter()
-                .map(|(new, _)| match write_posts(conn, std::iter::once(new)) {
+                .map(|(op, _)| match write_ops(conn, std::iter::once(op)) {
                     Ok(mut one) => one.pop().unwrap_or_else(|| {
                         Err(StoreError::Internal("a batch of one gave no result".into()))
                     }),
@@ -267,16 +317,16 @@ fn is_refusal(e: &StoreError) -> bool {
     )
 }
 
-fn write_posts<'a>(
+fn write_ops<'a>(
     conn: &mut Connection,
-    posts: impl Iterator<Item = &'a NewMessage>,
-) -> Result<Vec<Result<Posted>>> {
+    ops: impl Iterator<Item = &'a Op>,
+) -> Result<Vec<Result<Done>>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     let mut results = Vec::new();
-    for new in posts {
-        match post_in_tx(&tx, new) {
+    for op in ops {
+        match apply(&tx, op) {
             // Dropping `tx` rolls the batch back.
             Err(e) if !is_refusal(&e) => return Err(e),
             r => results.push(r),
@@ -531,24 +581,32 @@ fn save_post(conn: &Connection, row: &ConversationRow, before: &Conversation) ->
 const SAVE_SEQUENCE: &str = "UPDATE conversations SET last_seq = ?, last_visible_seq = ?, \
     last_visitor_seq = ?, agent_took_part = ?, last_message_at = ? WHERE id = ?";
 
-/// Inserts a conversation and its handoff entry (W4), for a visitor writing to a closed
-/// conversation under the `final` policy.
+/// Where a new conversation is, and what handing it to people does (W4).
+struct Opening<'a> {
+    site: SiteId,
+    contact: ContactId,
+    channel: Channel,
+    start_url: Option<&'a str>,
+    handoff: Option<&'a rules::Handoff>,
+}
+
+/// Inserts a conversation and its handoff entry (W4): a visitor's new chat, or a visitor
+/// writing to a closed conversation under the `final` policy.
 fn create_conversation(
     conn: &Connection,
-    old: &Conversation,
-    handoff: Option<&rules::Handoff>,
-    now: chrono::DateTime<chrono::Utc>,
+    o: &Opening<'_>,
+    now: DateTime<Utc>,
 ) -> Result<(ConversationRow, Vec<Message>)> {
     let id = one(
         conn,
         INSERT_CONVERSATION,
         params![
-            old.site_id.0,
-            old.contact_id.0,
-            old.channel.as_str(),
-            handoff.map(|_| us(now)),
-            handoff.is_some_and(|h| h.offline),
-            old.start_url,
+            o.site.0,
+            o.contact.0,
+            o.channel.as_str(),
+            o.handoff.map(|_| us(now)),
+            o.handoff.is_some_and(|h| h.offline),
+            o.start_url,
             us(now),
             us(now),
         ],
@@ -561,22 +619,21 @@ fn create_conversation(
     })?;
     let mut row = conversation_row(conn, ConversationId(id))?;
     let mut written = Vec::new();
-    if let Some(h) = handoff {
+    if let Some(h) = o.handoff {
         written.push(append(conn, &mut row, Entry::event(&h.event, None, now))?);
         if let Some(at) = h.wait_until {
-            conn.prepare_cached(INSERT_JOB)
-                .and_then(|mut st| {
-                    st.execute(params![
-                        JobKind::WaitExpiry.as_str(),
-                        row.conversation.id.0,
-                        us(at)
-                    ])
-                })
-                .map_err(db_err)?;
+            schedule(conn, JobKind::WaitExpiry, row.conversation.id, at)?;
         }
         save(conn, &row)?;
     }
     Ok((row, written))
+}
+
+fn schedule(conn: &Connection, kind: JobKind, id: ConversationId, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(INSERT_JOB)
+        .and_then(|mut st| st.execute(params![kind.as_str(), id.0, us(at)]))
+        .map_err(db_err)?;
+    Ok(())
 }
 
 fn insert_notification(conn: &Connection, n: &NewNotification) -> Result<Notification> {
@@ -595,12 +652,218 @@ fn insert_notification(conn: &Connection, n: &NewNotification) -> Result<Notific
     Ok(inserted_notification(n, conn.last_insert_rowid()))
 }
 
-/// One post, inside the group commit's transaction (see [`Store::post_message`]).
+/// One op inside the group commit's transaction.
 ///
-/// **Invariant:** every refusal (not found, conflict, a rule) is decided before the post
-/// writes anything, so a refused post leaves nothing behind and the batch needs no
-/// savepoint per post. Only the database's own errors can come after a write; the batch
-/// is then rolled back and written again post by post (see [`commit_batch`]).
+/// **Invariant:** every refusal (not found, conflict, a rule) is decided before the op
+/// writes anything, so a refused op leaves nothing behind and the batch needs no
+/// savepoint per op. Only the database's own errors can come after a write; the batch is
+/// then rolled back and written again op by op (see [`commit_batch`]).
+fn apply(conn: &Connection, op: &Op) -> Result<Done> {
+    match op {
+        Op::Post(new) => post_in_tx(conn, new).map(Done::Posted),
+        Op::Start(new) => start_in_tx(conn, new).map(Done::Started),
+        Op::Assign {
+            id,
+            by,
+            target,
+            now,
+        } => assign_in_tx(conn, *id, by.as_ref(), target.as_ref(), *now)
+            .map(|c| Done::Changed(Some(c))),
+        Op::Status { id, change, now } => {
+            status_in_tx(conn, *id, change, *now).map(|c| Done::Changed(Some(c)))
+        }
+        Op::Rate {
+            id,
+            rating,
+            comment,
+            now,
+        } => {
+            let mut row = conversation_row(conn, *id)?;
+            let before = row.conversation.clone();
+            row.conversation.rating = Some(*rating);
+            row.conversation.rating_comment = comment.clone();
+            let ev = Event::Rated {
+                rating: *rating,
+                comment: comment.clone(),
+            };
+            let written = vec![append(conn, &mut row, Entry::event(&ev, None, *now))?];
+            save(conn, &row)?;
+            Ok(Done::Changed(Some(changed(before, row, written))))
+        }
+        Op::Offline { id, message, now } => {
+            let mut row = conversation_row(conn, *id)?;
+            if !rules::wait_expired(&row.conversation) {
+                return Ok(Done::Changed(None));
+            }
+            let before = row.conversation.clone();
+            row.conversation.offline = true;
+            let ev = Event::Offline {
+                message: message.clone(),
+            };
+            let written = vec![append(conn, &mut row, Entry::event(&ev, None, *now))?];
+            save(conn, &row)?;
+            Ok(Done::Changed(Some(changed(before, row, written))))
+        }
+    }
+}
+
+fn changed(before: Conversation, row: ConversationRow, written: Vec<Message>) -> Changed {
+    Changed {
+        before,
+        conversation: row.conversation,
+        written,
+    }
+}
+
+/// W2–W4: the contact's live conversation on this site and channel, or a new one with its
+/// handoff entry and its notifications (E3).
+fn start_in_tx(conn: &Connection, n: &NewConversation) -> Result<Started> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
+             WHERE c.contact_id = ? AND c.site_id = ? AND c.channel = ? AND c.status <> 'closed'"
+        )
+    });
+    let live = one(
+        conn,
+        &SQL,
+        params![n.contact_id.0, n.site_id.0, n.channel.as_str()],
+        "conversation",
+        |r| conversation(r),
+    );
+    match live {
+        Ok(row) => {
+            return Ok(Started {
+                conversation: row.conversation,
+                created: false,
+                messages: vec![],
+                notifications: vec![],
+            })
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let opening = Opening {
+        site: n.site_id,
+        contact: n.contact_id,
+        channel: n.channel,
+        start_url: n.start_url.as_deref(),
+        handoff: n.handoff.as_ref(),
+    };
+    let (row, messages) = create_conversation(conn, &opening, n.now)?;
+    let notifications = NewNotification::for_new_conversation(
+        &row.conversation,
+        &n.notify,
+        &n.notify_preview,
+        n.now,
+    )
+    .iter()
+    .map(|x| insert_notification(conn, x))
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Started {
+        conversation: row.conversation,
+        created: true,
+        messages,
+        notifications,
+    })
+}
+
+/// I3: assigns, reassigns or unassigns; `by: None` is the system.
+fn assign_in_tx(
+    conn: &Connection,
+    id: ConversationId,
+    by: Option<&Agent>,
+    target: Option<&Agent>,
+    now: DateTime<Utc>,
+) -> Result<Changed> {
+    let mut row = conversation_row(conn, id)?;
+    if let Some(actor) = by {
+        rules::check_assign(actor, &row.conversation, target)?;
+    } else if target.is_some_and(|t| !rules::can_be_assigned(t)) {
+        return Err(Refusal::AssigneeUnavailable.into());
+    }
+    let before = row.conversation.clone();
+    let new_assignee = target.map(|t| t.id);
+    if row.conversation.assignee_id == new_assignee {
+        return Ok(changed(before, row, vec![]));
+    }
+    row.conversation.assignee_id = new_assignee;
+    let ev = rules::assignment_event(by, target);
+    let written = vec![append(conn, &mut row, Entry::event(&ev, by, now))?];
+    save(conn, &row)?;
+    Ok(changed(before, row, written))
+}
+
+/// I4: close, reopen, snooze, and the snooze's end.
+fn status_in_tx(
+    conn: &Connection,
+    id: ConversationId,
+    change: &StatusChange,
+    now: DateTime<Utc>,
+) -> Result<Changed> {
+    let mut row = conversation_row(conn, id)?;
+    let before = row.conversation.clone();
+    let c = &before;
+    let mut written = Vec::new();
+    match change {
+        StatusChange::Close { by, by_visitor } => {
+            if let Some(a) = by {
+                rules::check_close(a, c)?;
+            } else if c.status == Status::Closed {
+                return Err(Refusal::Closed.into());
+            }
+            row.conversation.status = Status::Closed;
+            row.conversation.closed_at = Some(now);
+            row.conversation.snoozed_until = None;
+            if *by_visitor {
+                written.push(append(
+                    conn,
+                    &mut row,
+                    Entry::event(&Event::EndedByVisitor, None, now),
+                )?);
+            }
+            let ev = Event::Closed {
+                by: by.as_ref().map(|a| a.id),
+            };
+            written.push(append(conn, &mut row, Entry::event(&ev, by.as_ref(), now))?);
+        }
+        StatusChange::Reopen { by, policy } => {
+            rules::check_reopen(by, c, *policy)?;
+            row.conversation.status = Status::Open;
+            row.conversation.closed_at = None;
+            let ev = Event::Reopened { by: Some(by.id) };
+            written.push(append(conn, &mut row, Entry::event(&ev, Some(by), now))?);
+        }
+        StatusChange::Snooze { by, until } => {
+            rules::check_snooze(by, c, *until, now)?;
+            row.conversation.status = Status::Snoozed;
+            row.conversation.snoozed_until = Some(*until);
+            let ev = Event::Snoozed {
+                by: by.id,
+                until: *until,
+            };
+            written.push(append(conn, &mut row, Entry::event(&ev, Some(by), now))?);
+            schedule(conn, JobKind::SnoozeWake, id, *until)?;
+        }
+        StatusChange::Wake => {
+            if !rules::snooze_due(c, now) {
+                return Ok(changed(before, row, written));
+            }
+            row.conversation.status = Status::Open;
+            row.conversation.snoozed_until = None;
+            written.push(append(
+                conn,
+                &mut row,
+                Entry::event(&Event::Woke, None, now),
+            )?);
+        }
+    }
+    save(conn, &row)?;
+    Ok(changed(before, row, written))
+}
+
+/// One post, inside the group commit's transaction (see [`Store::post_message`] and
+/// [`apply`]'s invariant).
 fn post_in_tx(conn: &Connection, new: &NewMessage) -> Result<Posted> {
     let key = author_key(&new.author);
     let PostContext {
@@ -647,12 +910,15 @@ fn post_in_tx(conn: &Connection, new: &NewMessage) -> Result<Posted> {
                     )?);
                 }
                 VisitorMessageEffect::StartNew => {
-                    let (fresh, events) = create_conversation(
-                        conn,
-                        &row.conversation,
-                        new.handoff_if_new.as_ref(),
-                        new.now,
-                    )?;
+                    let old = &row.conversation;
+                    let opening = Opening {
+                        site: old.site_id,
+                        contact: old.contact_id,
+                        channel: old.channel,
+                        start_url: old.start_url.as_deref(),
+                        handoff: new.handoff_if_new.as_ref(),
+                    };
+                    let (fresh, events) = create_conversation(conn, &opening, new.now)?;
                     row = fresh;
                     written.extend(events);
                     started_new = true;
@@ -738,7 +1004,7 @@ mod tests {
     use super::*;
     use tokio::sync::oneshot;
 
-    fn answers(n: usize) -> (Answers, Vec<oneshot::Receiver<Result<Posted>>>) {
+    fn answers(n: usize) -> (Answers, Vec<oneshot::Receiver<Result<Done>>>) {
         (0..n)
             .map(|_| {
                 let (reply, answer) = oneshot::channel();

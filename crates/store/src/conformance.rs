@@ -28,7 +28,7 @@ macro_rules! conformance_tests {
             concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
             notifications_roundtrip, posts_commit_their_notifications, list_row_after_a_post,
             posts_and_other_writes_at_once, starts_commit_their_notifications,
-            attachments_belong_to_their_conversation
+            attachments_belong_to_their_conversation, timeline_writes_of_every_kind_at_once
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {$(
@@ -1238,6 +1238,75 @@ pub async fn posts_and_other_writes_at_once(s: Arc<dyn Store>) {
         all.iter().filter(|m| m.kind == MessageKind::Text).count(),
         100
     );
+}
+
+/// Starts, posts, assignments (some refused), closes (the second one refused) and ratings
+/// of many conversations at once — on SQLite, batches that mix every kind of write. Each
+/// contact gets one conversation, every timeline stays gap-free, the refused writes change
+/// nothing, and each change reports the conversation as it was just before it.
+pub async fn timeline_writes_of_every_kind_at_once(s: Arc<dyn Store>) {
+    let st = site(&*s, "k1").await;
+    let f = agent(&*s, "f@example.com", Role::Agent, Access::Full, true).await;
+    let away = agent(&*s, "away@example.com", Role::Agent, Access::Full, false).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        let (f, away) = (f.clone(), away.clone());
+        let ct = contact(&*s, st.id).await;
+        tasks.push(tokio::spawn(async move {
+            let (a, b) = tokio::join!(start(&*s, st.id, ct.id), start(&*s, st.id, ct.id));
+            assert_eq!(a.id, b.id, "one live conversation per contact");
+            s.post_message(visitor_msg(&a, "q", "hello")).await.unwrap();
+            let target = if i % 2 == 0 { &f } else { &away };
+            let assigned = s.assign(a.id, Some(&f), Some(target), t0()).await;
+            if i % 2 == 0 {
+                let ch = assigned.unwrap();
+                assert_eq!(ch.before.assignee_id, None);
+                assert_eq!(ch.conversation.assignee_id, Some(f.id));
+                assert_eq!(ch.written.len(), 1);
+            } else {
+                assert!(matches!(
+                    assigned,
+                    Err(StoreError::Refused(rules::Refusal::AssigneeUnavailable))
+                ));
+            }
+            let close = || StatusChange::Close {
+                by: Some(f.clone()),
+                by_visitor: false,
+            };
+            let closed = s.change_status(a.id, close(), t0()).await.unwrap();
+            assert_eq!(closed.before.status, Status::Open);
+            assert_eq!(closed.conversation.status, Status::Closed);
+            assert!(matches!(
+                s.change_status(a.id, close(), t0()).await,
+                Err(StoreError::Refused(rules::Refusal::Closed))
+            ));
+            let rated = s
+                .rate(a.id, Rating::Good, Some("thanks"), t0())
+                .await
+                .unwrap();
+            assert_eq!(rated.before.rating, None);
+            assert_eq!(rated.before.status, Status::Closed);
+            assert_eq!(rated.conversation.rating, Some(Rating::Good));
+            (i, a.id)
+        }));
+    }
+    for t in tasks {
+        let (i, id) = t.await.unwrap();
+        let c = s.conversation(id).await.unwrap();
+        let all = s.messages(id, 0, 1000, false).await.unwrap();
+        assert_eq!(
+            all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=c.last_seq).collect::<Vec<_>>()
+        );
+        // The handoff entry, the message, the assignment (even ones), the close, the rating.
+        assert_eq!(all.len(), if i % 2 == 0 { 5 } else { 4 }, "{all:?}");
+        assert_eq!(c.assignee_id, (i % 2 == 0).then_some(f.id));
+        assert_eq!(
+            s.visitor_conversations(c.contact_id).await.unwrap().len(),
+            1
+        );
+    }
 }
 
 /// Posts that arrive together (one group commit on SQLite): the refused ones leave nothing

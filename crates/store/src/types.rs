@@ -345,6 +345,8 @@ pub struct ContactCard {
 
 #[derive(Debug, Clone)]
 pub struct Changed {
+    /// The conversation as it was before the change (who could see it, for the inboxes).
+    pub before: Conversation,
     pub conversation: Conversation,
     /// The event messages the change wrote.
     pub written: Vec<Message>,

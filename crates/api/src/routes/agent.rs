@@ -14,7 +14,7 @@ use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
 use crate::events::HubEvent;
 use crate::extract::{Json, Path, Query};
-use crate::service;
+use crate::service::{self, AgentStatusChange};
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -426,10 +426,7 @@ async fn close(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Conversation>> {
-    let change = StatusChange::Close {
-        by: Some(me.agent.clone()),
-        by_visitor: false,
-    };
+    let change = AgentStatusChange::Close;
     Ok(Json(
         service::change_status(&state, &me.agent, id, change).await?,
     ))
@@ -445,10 +442,7 @@ async fn reopen(
 ) -> ApiResult<Json<Conversation>> {
     let conv = service::agent_conversation(&state, &me.agent, id).await?;
     let policy = state.store.site(conv.site_id).await?.settings.reopen_policy;
-    let change = StatusChange::Reopen {
-        by: me.agent.clone(),
-        policy,
-    };
+    let change = AgentStatusChange::Reopen(policy);
     Ok(Json(
         service::change_status(&state, &me.agent, id, change).await?,
     ))
@@ -463,10 +457,7 @@ async fn snooze(
     Path(id): Path<ConversationId>,
     Json(req): Json<SnoozeRequest>,
 ) -> ApiResult<Json<Conversation>> {
-    let change = StatusChange::Snooze {
-        by: me.agent.clone(),
-        until: req.until,
-    };
+    let change = AgentStatusChange::Snooze(req.until);
     Ok(Json(
         service::change_status(&state, &me.agent, id, change).await?,
     ))

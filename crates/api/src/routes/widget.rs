@@ -378,7 +378,7 @@ async fn end(
             state.now(),
         )
         .await?;
-    service::publish_change(&state, &changed.conversation, &changed.written, Some(&conv)).await;
+    service::publish_change(&state, &changed).await;
     if !conv.agent_took_part {
         // E3: the visitor left before anyone answered.
         let agents = state.agents().await?;
@@ -421,7 +421,7 @@ async fn rate(
         .store
         .rate(id, req.rating, comment.as_deref(), state.now())
         .await?;
-    service::publish_change(&state, &changed.conversation, &changed.written, None).await;
+    service::publish_change(&state, &changed).await;
     Ok(Json(
         service::visitor_view(&state, &changed.conversation).await,
     ))
