@@ -1323,7 +1323,16 @@ impl Store for PgStore {
         .bind(us(now))
         .execute(&self.pool)
         .await
-        .conflict("visitor session")?;
+        .map_err(|e| {
+            if is_fk_violation(&e) {
+                StoreError::NotFound("contact")
+            } else {
+                match db_err(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict("visitor session"),
+                    e => e,
+                }
+            }
+        })?;
         Ok(())
     }
 

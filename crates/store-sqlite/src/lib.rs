@@ -10,8 +10,10 @@
 //! flight and writes them in one transaction. A refused write writes nothing (every
 //! refusal is decided before the first write), so it does not undo the others. One fsync
 //! then covers many writes, and every caller still hears back only after its write is
-//! durable. The store's other writes (sessions, contacts, page views, …) use the sqlx
-//! connection with `synchronous = FULL`, never at the same time as a batch.
+//! durable. So do the visitors' own one-row writes — new contacts, visitor sessions, page
+//! views — which are as frequent as messages on a busy site. The store's other writes
+//! (agents' sessions, contact edits, settings, …) use the sqlx connection with
+//! `synchronous = FULL`, never at the same time as a batch.
 
 mod conns;
 mod rows;
@@ -203,6 +205,14 @@ impl SqliteStore {
         let gone = || StoreError::Unavailable("store is shutting down".into());
         self.writes.send((op, tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// [`Self::write`] for the ops that answer with nothing but success.
+    async fn stored(&self, op: Op) -> Result<()> {
+        match self.write(op).await? {
+            Done::Stored => Ok(()),
+            other => Err(mismatch(&other)),
+        }
     }
 
     /// [`Self::write`] for the ops that change a conversation.
@@ -641,25 +651,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_contact(&self, n: NewContact) -> Result<Contact> {
-        let site_id = n
-            .site_id
-            .ok_or(StoreError::Internal("contact without site".into()))?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO contacts (site_id, name, email, external_id, verified, user_agent, ip, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLUMNS}"
-        ))
-        .bind(site_id.0)
-        .bind(&n.name)
-        .bind(&n.email)
-        .bind(&n.external_id)
-        .bind(n.verified)
-        .bind(&n.user_agent)
-        .bind(&n.ip)
-        .bind(us(n.now.unwrap_or_else(Utc::now)))
-        .fetch_one(&mut *self.writer().await?)
-        .await
-        .conflict("contact")?;
-        contact(&row)
+        match self.write(Op::Contact(n)).await? {
+            Done::Contact(c) => Ok(c),
+            other => Err(mismatch(&other)),
+        }
     }
 
     async fn contact(&self, id: ContactId) -> Result<Contact> {
@@ -823,17 +818,8 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn add_page_view(&self, contact: ContactId, v: PageView) -> Result<()> {
-        sqlx::query("INSERT INTO page_views (contact_id, url, title, referrer, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(contact.0)
-            .bind(&v.url)
-            .bind(&v.title)
-            .bind(&v.referrer)
-            .bind(us(v.created_at))
-            .execute(&mut *self.writer().await?)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+    async fn add_page_view(&self, contact: ContactId, view: PageView) -> Result<()> {
+        self.stored(Op::PageView { contact, view }).await
     }
 
     async fn page_views(&self, contact: ContactId, limit: i64) -> Result<Vec<PageView>> {
@@ -867,15 +853,13 @@ impl Store for SqliteStore {
         contact: ContactId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO visitor_sessions (token_hash, site_id, contact_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(token_hash)
-            .bind(site.0)
-            .bind(contact.0)
-            .bind(us(now))
-            .execute(&mut *self.writer().await?)
-            .await
-            .conflict("visitor session")?;
-        Ok(())
+        self.stored(Op::VisitorSession {
+            token_hash: token_hash.to_owned(),
+            site,
+            contact,
+            now,
+        })
+        .await
     }
 
     async fn visitor_session(&self, token_hash: &str) -> Result<Option<VisitorSession>> {

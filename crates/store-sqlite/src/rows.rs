@@ -70,22 +70,22 @@ pub const CONTACT_COLUMNS: &str =
     "id, site_id, name, email, phone, external_id, verified, consent_text, \
     consent_at, user_agent, ip, location, tags, created_at";
 
-pub fn contact(r: &SqliteRow) -> Result<Contact> {
+pub fn contact(r: &impl Cols) -> Result<Contact> {
     Ok(Contact {
-        id: ContactId(r.get("id")),
-        site_id: SiteId(r.get("site_id")),
-        name: r.get("name"),
-        email: r.get("email"),
-        phone: r.get("phone"),
-        external_id: r.get("external_id"),
-        verified: r.get("verified"),
-        consent_text: r.get("consent_text"),
-        consent_at: opt_from_us(r.get("consent_at")),
-        user_agent: r.get("user_agent"),
-        ip: r.get("ip"),
-        location: r.get("location"),
-        tags: json(r.get::<&str, _>("tags"))?,
-        created_at: from_us(r.get("created_at")),
+        id: ContactId(r.int("id")?),
+        site_id: SiteId(r.int("site_id")?),
+        name: r.opt_text("name")?,
+        email: r.opt_text("email")?,
+        phone: r.opt_text("phone")?,
+        external_id: r.opt_text("external_id")?,
+        verified: r.flag("verified")?,
+        consent_text: r.opt_text("consent_text")?,
+        consent_at: r.opt_int("consent_at")?.map(from_us),
+        user_agent: r.opt_text("user_agent")?,
+        ip: r.opt_text("ip")?,
+        location: r.opt_text("location")?,
+        tags: json(&r.text("tags")?)?,
+        created_at: from_us(r.int("created_at")?),
     })
 }
 

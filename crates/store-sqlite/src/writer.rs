@@ -11,7 +11,9 @@
 //! Every write to a conversation's timeline comes here ([`Op`]): posts, starts,
 //! assignments, status changes, ratings and the offline message. They all append entries
 //! and advance the conversation's sequence numbers, so one code path (one driver) writes
-//! them all.
+//! them all. So do the visitors' one-row writes (new contacts, visitor sessions, page
+//! views): on a busy site they are as frequent as messages, and each used to take the
+//! write connection, and an fsync, for itself.
 //!
 //! The thread takes the writes that arrived while the previous batch was being written
 //! straight from the channel, and holds the store's sqlx write connection while it works,
@@ -64,6 +66,19 @@ pub(crate) enum Op {
         message: String,
         now: DateTime<Utc>,
     },
+    /// W10: one row each, and the most frequent writes of a site's visitors; they ride
+    /// along in the batch rather than take the write connection (and an fsync) each.
+    Contact(NewContact),
+    VisitorSession {
+        token_hash: String,
+        site: SiteId,
+        contact: ContactId,
+        now: DateTime<Utc>,
+    },
+    PageView {
+        contact: ContactId,
+        view: PageView,
+    },
 }
 
 /// What an [`Op`] did; each op has its own variant (see `SqliteStore::write`).
@@ -76,6 +91,8 @@ pub(crate) enum Done {
     Posted(Posted),
     Started(Started),
     Changed(Option<Changed>),
+    Contact(Contact),
+    Stored,
 }
 
 /// Where an op's answer goes.
@@ -690,6 +707,36 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done> {
             save(conn, &row)?;
             Ok(Done::Changed(Some(changed(before, row, written))))
         }
+        Op::Contact(n) => insert_contact(conn, n).map(Done::Contact),
+        Op::VisitorSession {
+            token_hash,
+            site,
+            contact,
+            now,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO visitor_sessions (token_hash, site_id, contact_id, created_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .and_then(|mut st| st.execute(params![token_hash, site.0, contact.0, us(*now)]))
+            .map_err(|e| refused(e, "visitor session", "contact"))
+            .map(|_| Done::Stored),
+        Op::PageView { contact, view } => conn
+            .prepare_cached(
+                "INSERT INTO page_views (contact_id, url, title, referrer, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    contact.0,
+                    view.url,
+                    view.title,
+                    view.referrer,
+                    us(view.created_at)
+                ])
+            })
+            .map_err(|e| refused(e, "page view", "contact"))
+            .map(|_| Done::Stored),
         Op::Offline { id, message, now } => {
             let mut row = conversation_row(conn, *id)?;
             if !rules::wait_expired(&row.conversation) {
@@ -704,6 +751,53 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done> {
             save(conn, &row)?;
             Ok(Done::Changed(Some(changed(before, row, written))))
         }
+    }
+}
+
+/// A one-statement op's constraint errors, named: a duplicate is `Conflict(what)`, a
+/// missing parent row (`parent`) `NotFound`. SQLite undid the failed statement, so these
+/// are refusals that leave the batch intact.
+fn refused(e: rusqlite::Error, what: &'static str, parent: &'static str) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY {
+            return StoreError::NotFound(parent);
+        }
+    }
+    match db_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(what),
+        e => e,
+    }
+}
+
+fn insert_contact(conn: &Connection, n: &NewContact) -> Result<Contact> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO contacts (site_id, name, email, external_id, verified, user_agent, ip, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLUMNS}"
+        )
+    });
+    let site = n
+        .site_id
+        .ok_or(StoreError::Internal("contact without site".into()))?;
+    let mut st = conn.prepare_cached(&SQL).map_err(db_err)?;
+    let mut rows = st
+        .query(params![
+            site.0,
+            n.name,
+            n.email,
+            n.external_id,
+            n.verified,
+            n.user_agent,
+            n.ip,
+            us(n.now.unwrap_or_else(Utc::now)),
+        ])
+        .map_err(|e| refused(e, "contact", "site"))?;
+    match rows.next() {
+        Ok(Some(row)) => contact(&Named::new(row)),
+        Ok(None) => Err(StoreError::Internal(
+            "INSERT … RETURNING gave no row".into(),
+        )),
+        Err(e) => Err(refused(e, "contact", "site")),
     }
 }
 

@@ -310,9 +310,53 @@ pub async fn contacts_merge_and_pages(s: Arc<dyn Store>) {
             .id,
         known.id
     );
+    // Refused one-row writes: named, and nothing stored.
+    let dup = NewContact {
+        site_id: Some(st.id),
+        external_id: Some("42".into()),
+        now: Some(t0()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.create_contact(dup.clone()).await,
+        Err(StoreError::Conflict("contact"))
+    ));
+    let nowhere = NewContact {
+        site_id: Some(SiteId(999_999)),
+        ..dup
+    };
+    assert!(matches!(
+        s.create_contact(nowhere).await,
+        Err(StoreError::NotFound("site"))
+    ));
+    let view = |url: &str| PageView {
+        url: url.into(),
+        title: Some("A".into()),
+        referrer: None,
+        created_at: t0(),
+    };
+    assert!(matches!(
+        s.add_page_view(ContactId(999_999), view("https://shop.example.com/x"))
+            .await,
+        Err(StoreError::NotFound("contact"))
+    ));
     s.create_visitor_session("vt", st.id, anon.id, t0())
         .await
         .unwrap();
+    assert!(matches!(
+        s.create_visitor_session("vt", st.id, known.id, t0()).await,
+        Err(StoreError::Conflict("visitor session"))
+    ));
+    assert!(matches!(
+        s.create_visitor_session("vt2", st.id, ContactId(999_999), t0())
+            .await,
+        Err(StoreError::NotFound("contact"))
+    ));
+    assert_eq!(
+        s.visitor_session("vt").await.unwrap().unwrap().contact_id,
+        anon.id
+    );
+    assert!(s.visitor_session("vt2").await.unwrap().is_none());
     s.add_page_view(
         anon.id,
         PageView {
