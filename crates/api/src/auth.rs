@@ -161,12 +161,11 @@ pub async fn authenticate_agent(
             ));
         }
     }
-    let agent = state.store.agent(session.agent_id).await?;
-    if agent.deactivated {
+    if session.agent.deactivated {
         return Err(ApiError::unauthorized());
     }
     Ok(CurrentAgent {
-        agent,
+        agent: session.agent,
         via: Via::Session(hash),
         csrf_token: Some(session.csrf_token),
     })

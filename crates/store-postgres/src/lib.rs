@@ -34,6 +34,7 @@
 mod rows;
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -841,19 +842,29 @@ impl Store for PgStore {
     }
 
     async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AgentSession>> {
-        let row: Option<(i64, String, i64)> = sqlx::query_as(
-            "SELECT agent_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(us(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(|(a, c, e)| {
+        // The session and its agent in one statement: this runs for every agent request.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let agent = AGENT_COLUMNS
+                .split(',')
+                .map(|c| format!("a.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {agent}, s.csrf_token, s.expires_at FROM sessions s \
+                 JOIN agents a ON a.id = s.agent_id WHERE s.token_hash = $1 AND s.expires_at > $2"
+            )
+        });
+        let row = sqlx::query(&SQL)
+            .bind(token_hash)
+            .bind(us(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
             Ok(AgentSession {
-                agent_id: AgentId(a),
-                csrf_token: c,
-                expires_at: from_us(e)?,
+                agent: agent(&r)?,
+                csrf_token: col(&r, "csrf_token")?,
+                expires_at: time(&r, "expires_at")?,
             })
         })
         .transpose()

@@ -22,7 +22,7 @@ mod writer;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -441,18 +441,32 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AgentSession>> {
-        let row: Option<(i64, String, i64)> =
-            sqlx::query_as("SELECT agent_id, csrf_token, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
-                .bind(token_hash)
-                .bind(us(now))
-                .fetch_optional(&mut *self.reader().await?)
-                .await
-                .map_err(db_err)?;
-        Ok(row.map(|(a, c, e)| AgentSession {
-            agent_id: AgentId(a),
-            csrf_token: c,
-            expires_at: from_us(e),
-        }))
+        // The session and its agent in one statement: this runs for every agent request.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let agent = AGENT_COLUMNS
+                .split(',')
+                .map(|c| format!("a.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {agent}, s.csrf_token, s.expires_at FROM sessions s \
+                 JOIN agents a ON a.id = s.agent_id WHERE s.token_hash = ? AND s.expires_at > ?"
+            )
+        });
+        let row = sqlx::query(&SQL)
+            .bind(token_hash)
+            .bind(us(now))
+            .fetch_optional(&mut *self.reader().await?)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(AgentSession {
+                agent: agent(&r)?,
+                csrf_token: r.try_get("csrf_token").map_err(db_err)?,
+                expires_at: from_us(r.try_get("expires_at").map_err(db_err)?),
+            })
+        })
+        .transpose()
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {

@@ -218,7 +218,11 @@ pub async fn agents_sessions_and_tokens(s: Arc<dyn Store>) {
     })
     .await
     .unwrap();
-    assert_eq!(s.session("th", t0()).await.unwrap().unwrap().agent_id, a.id);
+    // The session comes with its agent as stored now.
+    assert_eq!(
+        s.session("th", t0()).await.unwrap().unwrap().agent,
+        s.agent(a.id).await.unwrap()
+    );
     assert!(
         s.session("th", t0() + Duration::hours(2))
             .await

@@ -45,7 +45,8 @@ pub struct NewSession {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSession {
-    pub agent_id: AgentId,
+    /// The agent, read with the session (one statement per authenticated request).
+    pub agent: Agent,
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
 }
