@@ -89,22 +89,12 @@ pub async fn publish_conversation(
     conversation: &Conversation,
     before: Option<&Conversation>,
 ) {
-    publish_listed(state, conversation, before, false).await
-}
-
-/// `publish_conversation`, saying whether the conversation has just started.
-async fn publish_listed(
-    state: &AppState,
-    conversation: &Conversation,
-    before: Option<&Conversation>,
-    started: bool,
-) {
     let mut q = ConversationQuery::new(AgentId(0));
     q.id = Some(conversation.id);
     q.limit = 1;
     match state.store.list_conversations(&q).await {
         Ok(mut rows) if !rows.is_empty() => {
-            publish_summary(state, rows.remove(0), conversation, before, started).await
+            publish_summary(state, rows.remove(0), conversation, before, false).await
         }
         Ok(_) => {}
         Err(e) => {
@@ -240,7 +230,17 @@ pub async fn start_conversation(
         .await?;
     if started.created {
         publish_messages(state, &started.messages);
-        publish_listed(state, &started.conversation, None, true).await;
+        // A new conversation's list row needs no read: nobody has written in it yet (its
+        // handoff entry is an event, which rows do not preview).
+        let summary = ConversationSummary {
+            conversation: started.conversation.clone(),
+            contact_name: contact.name.clone(),
+            contact_email: contact.email.clone(),
+            last_message: None,
+            my_read_seq: 0,
+            unread: false,
+        };
+        publish_summary(state, summary, &started.conversation, None, true).await;
         for n in started.notifications {
             state.publish(HubEvent::Notification { notification: n });
         }

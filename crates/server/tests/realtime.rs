@@ -61,6 +61,15 @@ async fn visitor_and_agent_chat_live() {
         serde_json::Value::Null
     );
     assert_eq!(row["summary"]["my_read_seq"], 0);
+    // The live row (built from the start, not read back) is the row the list gives.
+    let (_, rows) = owner.get("/api/v1/conversations").await;
+    let listed = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["conversation"]["id"] == conv)
+        .unwrap();
+    assert_eq!(&row["summary"], listed);
     let n = inbox.expect("notification").await;
     assert_eq!(n["notification"]["kind"], "new_unassigned");
     let counts = inbox.expect("counts").await;
