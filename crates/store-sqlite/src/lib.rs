@@ -442,15 +442,12 @@ impl Store for SqliteStore {
 
     async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AgentSession>> {
         // The session and its agent in one statement: this runs for every agent request.
+        // The session's columns come from a subquery, so the agent's are unambiguous.
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            let agent = AGENT_COLUMNS
-                .split(',')
-                .map(|c| format!("a.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
             format!(
-                "SELECT {agent}, s.csrf_token, s.expires_at FROM sessions s \
-                 JOIN agents a ON a.id = s.agent_id WHERE s.token_hash = ? AND s.expires_at > ?"
+                "SELECT {AGENT_COLUMNS}, s.csrf_token, s.expires_at FROM agents JOIN \
+                 (SELECT agent_id, csrf_token, expires_at FROM sessions \
+                 WHERE token_hash = ? AND expires_at > ?) s ON s.agent_id = agents.id"
             )
         });
         let row = sqlx::query(&SQL)
