@@ -351,3 +351,84 @@ async fn restricted_agents_hear_nothing_of_conversations_they_cannot_see() {
         .collect();
     assert!(leaked.is_empty(), "leaked: {leaked:?}");
 }
+
+/// Entries committed together are published by tasks that race, so a later entry's event
+/// can reach a socket before the earlier one's. The socket holds it until the earlier one
+/// arrives and sends both in order, reading nothing from the store: the events here carry
+/// other text than the stored entries, so each frame shows where it came from. A gap that
+/// stays open is read from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_that_overtake_each_other_go_out_in_order() {
+    use confab_api::events::HubEvent;
+    use confab_domain::text::MessageBody;
+    use confab_domain::{ConversationId, MessageKind, ReopenPolicy};
+    use confab_store::{Author, NewMessage, Posted};
+    use std::sync::Arc;
+
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    let visitor = app.visitor().await;
+    let conv = visitor.start().await;
+    let mut widget = visitor.ws(json!({})).await;
+    let mut inbox = owner.ws().await;
+    inbox
+        .send(json!({"type": "subscribe", "conversation_id": conv}))
+        .await;
+    // Committed without being published, as the writer's answers are.
+    let store = |body: &str| {
+        let new = NewMessage {
+            conversation_id: ConversationId(conv),
+            author: Author::System,
+            kind: MessageKind::Text,
+            body: MessageBody::parse(body, false).unwrap(),
+            client_id: None,
+            attachment_id: None,
+            mentions: vec![],
+            reopen_policy: ReopenPolicy::Reopen,
+            handoff_if_new: None,
+            notify: Arc::new(vec![]),
+            now: app.state.now(),
+        };
+        let state = app.state.clone();
+        async move { state.store.post_message(new).await.unwrap() }
+    };
+    let publish = |p: &Posted, body: &str| {
+        let mut message = p.message.clone();
+        message.body = body.to_string();
+        app.state.publish(HubEvent::Message {
+            message: Box::new(message),
+        });
+    };
+    let body = |f: &serde_json::Value| f["message"]["body"].as_str().unwrap().to_string();
+
+    // Both sockets are live and caught up.
+    let hello = store("hello").await;
+    publish(&hello, "hello");
+    for s in [&mut inbox, &mut widget] {
+        s.expect_where("message", |f| f["message"]["body"] == "hello")
+            .await;
+        s.pending.clear();
+    }
+
+    // The second overtakes the first: both go out, in order, from the events.
+    let (one, two) = (store("stored one").await, store("stored two").await);
+    publish(&two, "live two");
+    publish(&one, "live one");
+    for s in [&mut inbox, &mut widget] {
+        assert_eq!(body(&s.next_of("message").await), "live one");
+        assert_eq!(body(&s.next_of("message").await), "live two");
+    }
+
+    // The third's event never comes: once the wait is over, the gap is read from the store
+    // (which has the fourth too), and the held fourth is not sent again.
+    let (_three, four) = (store("stored three").await, store("stored four").await);
+    publish(&four, "live four");
+    for s in [&mut inbox, &mut widget] {
+        assert_eq!(body(&s.next_of("message").await), "stored three");
+        assert_eq!(body(&s.next_of("message").await), "stored four");
+    }
+    let five = store("stored five").await;
+    publish(&five, "live five");
+    for s in [&mut inbox, &mut widget] {
+        assert_eq!(body(&s.next_of("message").await), "live five");
+    }
+}

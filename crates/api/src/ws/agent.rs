@@ -17,6 +17,7 @@ use futures::{Sink, SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::ahead::{self, Ahead};
 use super::shared::Encoded;
 use super::{
     classify, close, encode, frame_error, lanes, on_burst, send_close, send_json, send_text,
@@ -94,6 +95,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
         state: state.clone(),
         me: me.agent,
         viewing: HashMap::new(),
+        ahead: Ahead::default(),
         reads: HashMap::new(),
         counts_dirty: None,
         sends: None,
@@ -129,6 +131,8 @@ struct Session {
     me: Agent,
     /// Open conversations and the last seq sent in each.
     viewing: HashMap<ConversationId, Seq>,
+    /// Entries of open conversations that came ahead of one still on its way.
+    ahead: Ahead<Arc<HubEvent>>,
     /// This agent's read position per conversation, for list rows' unread markers.
     reads: HashMap<ConversationId, Seq>,
     /// Set when a change may have moved the folder counts: when this socket heard of it.
@@ -190,6 +194,7 @@ impl Session {
             if !tx.flush_queued().await {
                 return;
             }
+            let held = self.ahead.deadline();
             tokio::select! {
                 frame = rx.next() => match classify(frame) {
                     Incoming::Text(t) => {
@@ -209,6 +214,11 @@ impl Session {
                     }
                 }
                 ev = conn.recv() => if !Box::pin(on_burst(self, tx, conn, ev)).await { return },
+                _ = ahead::wait(held) => {
+                    for id in self.ahead.expired(Instant::now()) {
+                        if !Box::pin(self.catch_up(tx, id)).await { return }
+                    }
+                }
                 _ = counts_tick.tick(), if self.counts_dirty.is_some() => {
                     let after = self.counts_dirty.take().unwrap_or_else(Instant::now);
                     if let Ok(counts) = Box::pin(state.folder_counts_after(&self.me, after)).await {
@@ -229,6 +239,7 @@ impl Session {
         tx: &mut Batched<S>,
         id: ConversationId,
     ) -> bool {
+        self.ahead.forget(id);
         loop {
             let Some(after) = self.viewing.get(&id).copied() else {
                 return true;
@@ -265,7 +276,36 @@ impl Session {
         crate::cluster::publish_viewers(&self.state, id);
     }
 
+    /// Sends `message`, the next entry of an open conversation, and the entries held
+    /// because they came ahead of it.
+    async fn send_in_order<S: Sink<WsMessage> + Unpin>(
+        &mut self,
+        tx: &mut Batched<S>,
+        message: &Message,
+    ) -> bool {
+        let id = message.conversation_id;
+        let mut held: Option<Arc<HubEvent>>;
+        let mut next = Some(message);
+        while let Some(m) = next {
+            self.viewing.insert(id, m.seq);
+            let frame = MessageFrame {
+                conversation_id: id,
+                message: m,
+            };
+            if !send_json(tx, &frame).await {
+                return false;
+            }
+            held = self.ahead.take(id, m.seq + 1);
+            next = match held.as_deref() {
+                Some(HubEvent::Message { message }) => Some(message),
+                _ => None,
+            };
+        }
+        true
+    }
+
     fn leave(&mut self, conn: &Connection<HubEvent>, id: ConversationId) {
+        self.ahead.forget(id);
         if self.viewing.remove(&id).is_some() {
             conn.unsubscribe(Topic::Conversation(id));
             self.state.viewers.leave(id, self.me.id);
@@ -295,15 +335,12 @@ impl OnEvents for Session {
                 if message.seq <= last {
                     true
                 } else if message.seq == last + 1 {
-                    self.viewing.insert(id, message.seq);
-                    send_json(
-                        tx,
-                        &MessageFrame {
-                            conversation_id: id,
-                            message,
-                        },
-                    )
-                    .await
+                    self.send_in_order(tx, message).await
+                } else if self
+                    .ahead
+                    .hold(id, message.seq, event.clone(), Instant::now())
+                {
+                    true
                 } else {
                     self.catch_up(tx, id).await
                 }

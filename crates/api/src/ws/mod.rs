@@ -2,11 +2,13 @@
 //! the registry's events, acks of sends in flight, a heartbeat and shutdown.
 //!
 //! Delivery per conversation is driven by sequence numbers: the loop remembers the last
-//! `seq` it sent; an event with the next one is sent, an older one is skipped, and a gap
-//! (a lost hint) is filled from the store. So the client gets every entry exactly once and
-//! in order, whatever the bus does.
+//! `seq` it sent; an event with the next one is sent, an older one is skipped, one further
+//! ahead waits briefly for those before it (see [`ahead`]), and a gap that stays open (a
+//! lost hint) is filled from the store. So the client gets every entry exactly once and in
+//! order, whatever the bus does.
 
 pub mod agent;
+mod ahead;
 mod lanes;
 mod shared;
 pub mod visitor;

@@ -15,6 +15,7 @@ use futures::{Sink, SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::ahead::{self, Ahead};
 use super::{
     classify, close, frame_error, lanes, on_burst, owned_headers, send_close, send_json, Batched,
     Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
@@ -93,6 +94,7 @@ async fn open(
         state: state.clone(),
         visitor: Arc::new(visitor),
         last: HashMap::new(),
+        ahead: Ahead::default(),
         sends: None,
         replies: Replies::default(),
     };
@@ -160,6 +162,7 @@ async fn run(
         if !tx.flush_queued().await {
             break;
         }
+        let held = s.ahead.deadline();
         tokio::select! {
             frame = rx.next() => match classify(frame) {
                 Incoming::Text(t) => {
@@ -180,6 +183,14 @@ async fn run(
                 if !ok { break }
             }
             ev = conn.recv() => if !Box::pin(on_burst(&mut s, &mut tx, &mut conn, ev)).await { break },
+            _ = ahead::wait(held) => {
+                let mut ok = true;
+                for id in s.ahead.expired(Instant::now()) {
+                    ok = Box::pin(s.catch_up(&mut tx, id)).await;
+                    if !ok { break }
+                }
+                if !ok { break }
+            }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > state.settings.heartbeat * 3 { break; }
                 if tx.send(WsMessage::Ping(Default::default())).await.is_err() { break; }
@@ -195,6 +206,8 @@ struct Session {
     visitor: Arc<CurrentVisitor>,
     /// Per subscribed conversation, the last visible seq sent.
     last: HashMap<ConversationId, Seq>,
+    /// Entries that came ahead of one still on its way, by visible seq.
+    ahead: Ahead<Arc<HubEvent>>,
     /// This socket's sends (one lane per conversation, see [`lanes`]). The lanes start
     /// with the first send: most visitor sockets never send.
     sends: Option<mpsc::Sender<Send>>,
@@ -257,12 +270,45 @@ impl Session {
         self.last.insert(id, seq.max(sent).max(0));
     }
 
+    /// Sends `message`, the next visible entry of a conversation, and the entries held
+    /// because they came ahead of it.
+    async fn send_in_order<S: Sink<WsMessage> + Unpin>(
+        &mut self,
+        tx: &mut Batched<S>,
+        message: &Message,
+    ) -> bool {
+        let id = message.conversation_id;
+        let mut held: Option<Arc<HubEvent>>;
+        let mut next = Some(message);
+        while let Some(m) = next {
+            let Some(vs) = m.visible_seq else { break };
+            let Some(vm) = service::visitor_message(&self.state, m).await else {
+                break;
+            };
+            self.last.insert(id, vs);
+            let frame = VisitorServerFrame::Message {
+                conversation_id: id,
+                message: vm,
+            };
+            if !send_json(tx, &frame).await {
+                return false;
+            }
+            held = self.ahead.take(id, vs + 1);
+            next = match held.as_deref() {
+                Some(HubEvent::Message { message }) => Some(message),
+                _ => None,
+            };
+        }
+        true
+    }
+
     /// Sends everything after the last sent seq, from the store.
     async fn catch_up<S: Sink<WsMessage> + Unpin>(
         &mut self,
         tx: &mut Batched<S>,
         id: ConversationId,
     ) -> bool {
+        self.ahead.forget(id);
         loop {
             let after = self.last.get(&id).copied().unwrap_or(0);
             let batch = match self.state.store.messages(id, after, 500, true).await {
@@ -306,12 +352,13 @@ impl OnEvents for Session {
         &mut self,
         tx: &mut Batched<S>,
         conn: &Connection<HubEvent>,
-        e: &Arc<HubEvent>,
+        event: &Arc<HubEvent>,
     ) -> bool {
-        let e: &HubEvent = e;
+        let e: &HubEvent = event;
         match e {
             HubEvent::Message { message } => {
-                let Some(last) = self.last.get(&message.conversation_id).copied() else {
+                let id = message.conversation_id;
+                let Some(last) = self.last.get(&id).copied() else {
                     return true;
                 };
                 let Some(vs) = message.visible_seq else {
@@ -320,22 +367,11 @@ impl OnEvents for Session {
                 if vs <= last {
                     true
                 } else if vs == last + 1 {
-                    match service::visitor_message(&self.state, message).await {
-                        Some(vm) => {
-                            self.last.insert(message.conversation_id, vs);
-                            send_json(
-                                tx,
-                                &VisitorServerFrame::Message {
-                                    conversation_id: message.conversation_id,
-                                    message: vm,
-                                },
-                            )
-                            .await
-                        }
-                        None => true,
-                    }
+                    self.send_in_order(tx, message).await
+                } else if self.ahead.hold(id, vs, event.clone(), Instant::now()) {
+                    true
                 } else {
-                    self.catch_up(tx, message.conversation_id).await
+                    self.catch_up(tx, id).await
                 }
             }
             HubEvent::Conversation {
@@ -368,6 +404,7 @@ impl OnEvents for Session {
                 conversation_id, ..
             } => {
                 self.last.remove(conversation_id);
+                self.ahead.forget(*conversation_id);
                 conn.unsubscribe(Topic::Conversation(*conversation_id));
                 true
             }
