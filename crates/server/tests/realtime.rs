@@ -203,6 +203,23 @@ async fn visitor_and_agent_chat_live() {
         Some(owner.id)
     );
     assert_eq!(detail["assignee"]["display_name"], "Olga");
+
+    // The folder counts follow the reply's assignment (I3) and a close; the posts alone
+    // do not move them.
+    inbox
+        .expect_where("counts", |f| {
+            f["counts"]["mine"] == 1 && f["counts"]["unassigned"] == 0
+        })
+        .await;
+    let (st, _) = owner
+        .post(&format!("/api/v1/conversations/{conv}/close"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    inbox
+        .expect_where("counts", |f| {
+            f["counts"]["closed"] == 1 && f["counts"]["mine"] == 0
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -372,7 +372,12 @@ impl OnEvents for Session {
                     )
                     .await;
                 }
-                self.counts_dirty = Some(Instant::now());
+                // The folders count conversations by status and assignee: only a new
+                // conversation or a change of either (`before`) moves a count, not the
+                // posts that make up most of these events.
+                if *started || before.is_some() {
+                    self.counts_dirty = Some(Instant::now());
+                }
                 let my_read = match self.reads.get(&id) {
                     Some(r) => *r,
                     None if *started => {
