@@ -230,16 +230,7 @@ pub async fn start_conversation(
         .await?;
     if started.created {
         publish_messages(state, &started.messages);
-        // A new conversation's list row needs no read: nobody has written in it yet (its
-        // handoff entry is an event, which rows do not preview).
-        let summary = ConversationSummary {
-            conversation: started.conversation.clone(),
-            contact_name: contact.name.clone(),
-            contact_email: contact.email.clone(),
-            last_message: None,
-            my_read_seq: 0,
-            unread: false,
-        };
+        let summary = ConversationSummary::after_start(&started.conversation, &contact);
         publish_summary(state, summary, &started.conversation, None, true).await;
         for n in started.notifications {
             state.publish(HubEvent::Notification { notification: n });

@@ -220,6 +220,21 @@ impl ConversationSummary {
             conversation: posted.conversation.clone(),
         }
     }
+
+    /// The list row of a conversation that has just started, as
+    /// [`crate::Store::list_conversations`] gives it to a viewer who has read nothing: no
+    /// preview, since nobody has written in it yet (its handoff entry is an event, which
+    /// rows do not preview).
+    pub fn after_start(conversation: &Conversation, contact: &Contact) -> Self {
+        Self {
+            unread: conversation.last_visitor_seq > 0,
+            my_read_seq: 0,
+            contact_name: contact.name.clone(),
+            contact_email: contact.email.clone(),
+            last_message: None,
+            conversation: conversation.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -30,7 +30,6 @@ const MAX_HELD: usize = 256;
 /// for agents, the `visible_seq` for visitors). Empty, it allocates nothing.
 pub struct Ahead<T> {
     held: HashMap<ConversationId, Held<T>>,
-    count: usize,
 }
 
 struct Held<T> {
@@ -43,7 +42,6 @@ impl<T> Default for Ahead<T> {
     fn default() -> Self {
         Self {
             held: HashMap::new(),
-            count: 0,
         }
     }
 }
@@ -53,16 +51,14 @@ impl<T> Ahead<T> {
     /// arrive or the wait ends. False (and nothing held) when the socket holds too many
     /// already: the caller reads the gap from the store now.
     pub fn hold(&mut self, id: ConversationId, pos: Seq, entry: T, now: Instant) -> bool {
-        if self.count >= MAX_HELD {
+        if self.len() >= MAX_HELD {
             return false;
         }
         let held = self.held.entry(id).or_insert_with(|| Held {
             until: now + HOLD,
             entries: BTreeMap::new(),
         });
-        if held.entries.insert(pos, entry).is_none() {
-            self.count += 1;
-        }
+        held.entries.insert(pos, entry);
         true
     }
 
@@ -78,7 +74,6 @@ impl<T> Ahead<T> {
             }
             let at_next = *first.key() == next;
             let entry = first.remove();
-            self.count -= 1;
             if at_next {
                 found = Some(entry);
                 break;
@@ -93,9 +88,12 @@ impl<T> Ahead<T> {
     /// Drops what is held for `id` (its gap is being read from the store, or the socket
     /// left the conversation).
     pub fn forget(&mut self, id: ConversationId) {
-        if let Some(held) = self.held.remove(&id) {
-            self.count -= held.entries.len();
-        }
+        self.held.remove(&id);
+    }
+
+    /// How many entries are held, over all conversations (a few at most, almost always).
+    fn len(&self) -> usize {
+        self.held.values().map(|h| h.entries.len()).sum()
     }
 
     /// When the first wait ends, if anything is held.
@@ -151,7 +149,7 @@ mod tests {
         assert_eq!(ahead.take(C, 6), None);
         assert_eq!(ahead.deadline(), None, "nothing held, no wait");
         assert!(ahead.held.is_empty());
-        assert_eq!(ahead.count, 0);
+        assert_eq!(ahead.len(), 0);
     }
 
     #[test]
@@ -170,7 +168,7 @@ mod tests {
             ahead.deadline(),
             Some(now + Duration::from_millis(5) + HOLD)
         );
-        assert_eq!(ahead.count, 1);
+        assert_eq!(ahead.len(), 1);
     }
 
     #[test]
@@ -183,11 +181,11 @@ mod tests {
         // A read from the store sent up to 6; 7 is next.
         assert_eq!(ahead.take(C, 7), Some(7));
         assert!(ahead.held.is_empty());
-        assert_eq!(ahead.count, 0);
+        assert_eq!(ahead.len(), 0);
         assert!(ahead.hold(D, 2, 2, now));
         ahead.forget(D);
         assert_eq!(ahead.deadline(), None);
-        assert_eq!(ahead.count, 0);
+        assert_eq!(ahead.len(), 0);
     }
 
     #[test]
@@ -197,7 +195,7 @@ mod tests {
         // The same entry twice (a duplicate event) is held once.
         assert!(ahead.hold(C, 2, (), now));
         assert!(ahead.hold(C, 2, (), now));
-        assert_eq!(ahead.count, 1);
+        assert_eq!(ahead.len(), 1);
         for pos in 1..MAX_HELD as Seq {
             assert!(ahead.hold(ConversationId(100 + pos), 2, (), now));
         }
