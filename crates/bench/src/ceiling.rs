@@ -1,95 +1,123 @@
-//! The ceiling's storage half: raw inserts into SQLite through the same driver (sqlx) with
-//! the same durability as the server — WAL, `synchronous=FULL`, one writer connection and
-//! a group-commit task that writes whatever posts are waiting in one transaction (up to
-//! 512) — with the work removed: no idempotency lookup, no rules, no conversation row, no
-//! FTS trigger, no JSON.
+//! The ceiling's storage half: raw inserts into SQLite through the same driver and with
+//! the same durability as the server's writer (`store-sqlite/src/writer.rs`) — rusqlite
+//! on a thread of its own, WAL, a group commit of whatever posts are waiting (up to 512)
+//! with `synchronous = NORMAL`, and a sync thread that `fdatasync`s the log before it
+//! answers the batch — with the work removed: no idempotency lookup, no rules, no
+//! conversation row, no full text, no JSON.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use rusqlite::{params, Connection};
 use serde_json::{json, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::util::{self, r2};
 
-type Post = (i64, String, oneshot::Sender<i64>);
+pub type Post = (i64, String, oneshot::Sender<i64>);
 
-/// The storage under test: a fresh database file with one writer connection and its
-/// group-commit task.
-struct Storage {
-    tx: mpsc::Sender<Post>,
+/// The storage under test: a fresh database file, its writer thread and its sync thread.
+/// A post sent on `tx` is answered with its row id once its batch is committed and the
+/// log is on disk.
+pub struct Storage {
+    pub tx: mpsc::Sender<Post>,
     batches: Arc<AtomicU64>,
-    committer: tokio::task::JoinHandle<Result<(), sqlx::Error>>,
-    pool: sqlx::SqlitePool,
+    writer: std::thread::JoinHandle<rusqlite::Result<()>>,
 }
 
 impl Storage {
-    async fn open(dir: &std::path::Path) -> anyhow::Result<Storage> {
-        let opts = SqliteConnectOptions::new()
-            .filename(dir.join("ceiling.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .pragma("cache_size", "-16000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        sqlx::query(
+    pub async fn open(dir: &std::path::Path) -> anyhow::Result<Storage> {
+        let path = dir.join("ceiling.db");
+        let conn = Connection::open(&path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "no WAL: {mode}");
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", "-16000")?;
+        conn.execute_batch(
             "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL, seq INTEGER NOT NULL, \
              body TEXT NOT NULL, client_id TEXT, created_at TEXT NOT NULL, UNIQUE (conversation_id, seq))",
-        )
-        .execute(&pool)
-        .await?;
-        let (tx, mut rx) = mpsc::channel::<Post>(4096);
-        let batches = Arc::new(AtomicU64::new(0));
-        let committer = {
-            let pool = pool.clone();
-            let batches = batches.clone();
-            tokio::spawn(async move {
-                let mut batch: Vec<Post> = Vec::with_capacity(512);
-                let mut seqs = std::collections::HashMap::<i64, i64>::new();
-                while rx.recv_many(&mut batch, 512).await > 0 {
-                    let mut t = pool.begin().await?;
-                    let mut ids = Vec::with_capacity(batch.len());
-                    for (conv, body, _) in &batch {
-                        let seq = seqs.entry(*conv).or_insert(0);
-                        *seq += 1;
-                        let r = sqlx::query("INSERT INTO messages (conversation_id, seq, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)")
-                            .bind(conv)
-                            .bind(*seq)
-                            .bind(body)
-                            .bind(format!("c-{seq}"))
-                            .bind("2026-01-01T00:00:00Z")
-                            .execute(&mut *t)
-                            .await?;
-                        ids.push(r.last_insert_rowid());
-                    }
-                    t.commit().await?;
-                    batches.fetch_add(1, Relaxed);
-                    for ((_, _, reply), id) in batch.drain(..).zip(ids) {
+        )?;
+        let wal = dir.join("ceiling.db-wal");
+        let (tx, rx) = mpsc::channel::<Post>(4096);
+        let (to_sync, synced) = std_mpsc::channel::<Vec<(oneshot::Sender<i64>, i64)>>();
+        std::thread::spawn(move || {
+            let mut log: Option<std::fs::File> = None;
+            while let Ok(first) = synced.recv() {
+                let mut pending = vec![first];
+                pending.extend(synced.try_iter());
+                if log.is_none() {
+                    log = std::fs::File::open(&wal).ok();
+                }
+                // A failed sync answers nobody: the waiting producers see a closed channel.
+                if log.as_ref().is_some_and(|f| f.sync_data().is_ok()) {
+                    for (reply, id) in pending.into_iter().flatten() {
                         let _ = reply.send(id);
                     }
                 }
-                Ok::<_, sqlx::Error>(())
-            })
-        };
+            }
+        });
+        let batches = Arc::new(AtomicU64::new(0));
+        let counted = batches.clone();
+        let writer = std::thread::spawn(move || write_loop(conn, rx, &to_sync, &counted));
         Ok(Storage {
             tx,
             batches,
-            committer,
-            pool,
+            writer,
         })
     }
 
-    async fn close(self) -> u64 {
+    pub async fn close(self) -> u64 {
         drop(self.tx);
-        let _ = self.committer.await;
-        self.pool.close().await;
+        let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
         self.batches.load(Relaxed).max(1)
     }
+}
+
+/// The writer thread: waits for a post, takes every other one already waiting (up to
+/// 512), inserts them in one transaction, and hands the answers to the sync thread.
+fn write_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Post>,
+    to_sync: &std_mpsc::Sender<Vec<(oneshot::Sender<i64>, i64)>>,
+    batches: &AtomicU64,
+) -> rusqlite::Result<()> {
+    let mut batch: Vec<Post> = Vec::with_capacity(512);
+    let mut seqs = std::collections::HashMap::<i64, i64>::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(post) => batch.push(post),
+                Err(_) => break,
+            }
+        }
+        let t = conn.transaction()?;
+        let mut answers = Vec::with_capacity(batch.len());
+        {
+            let mut insert = t.prepare_cached(
+                "INSERT INTO messages (conversation_id, seq, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            )?;
+            for (conv, body, reply) in batch.drain(..) {
+                let seq = seqs.entry(conv).or_insert(0);
+                *seq += 1;
+                insert.execute(params![
+                    conv,
+                    *seq,
+                    body,
+                    format!("c-{seq}"),
+                    "2026-01-01T00:00:00Z"
+                ])?;
+                answers.push((reply, t.last_insert_rowid()));
+            }
+        }
+        t.commit()?;
+        batches.fetch_add(1, Relaxed);
+        if to_sync.send(answers).is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// `producers` tasks each insert, wait for the commit, and insert again, for `secs`.
@@ -193,7 +221,8 @@ pub async fn sqlite_paced(dir: &std::path::Path, rate: f64, secs: f64) -> anyhow
 }
 
 /// The disk alone: `n` appends of 32 KiB (about one group commit's WAL frames), each
-/// followed by `fdatasync`, as SQLite does at every commit with `synchronous=FULL`.
+/// followed by `fdatasync`, as the sync thread does for every batch (and SQLite at every
+/// commit with `synchronous = FULL`).
 pub fn disk_sync(dir: &std::path::Path, n: usize) -> anyhow::Result<Value> {
     use std::io::Write;
     let path = dir.join("sync-probe");

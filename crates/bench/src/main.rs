@@ -63,6 +63,9 @@ enum Scenario {
     Relay {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Persist every message (the storage ceiling's group commit) before its ack.
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
 }
 
@@ -145,7 +148,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.cmd {
         Scenario::Worker => return rt.block_on(worker::main()),
-        Scenario::Relay { ref listen } => return rt.block_on(relay::run(listen)),
+        Scenario::Relay {
+            ref listen,
+            ref store,
+        } => return rt.block_on(relay::run(listen, store.as_deref())),
         _ => {}
     }
     let bin = match &cli.server_bin {
@@ -300,7 +306,7 @@ async fn connections(c: &Ctx, a: &ConnArgs) -> anyhow::Result<Value> {
     let mut out =
         json!({"params": {"n": n, "workers": workers, "hold_secs": hold}, "confab": confab});
     if c.ceiling {
-        let relay = Server::relay().await?;
+        let relay = Server::relay(None).await?;
         let r = idle_run(&relay, "relay", true, n, workers, hold, &[]).await;
         relay.stop().await;
         out["ceiling"] = r?;
@@ -386,7 +392,7 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
     server.stop().await;
     let mut out = json!({"params": {"visitors": visitors, "agents": agents, "workers": workers, "step_secs": secs, "rates": rates}, "confab": r?});
     if c.ceiling {
-        let relay = Server::relay().await?;
+        let relay = Server::relay(None).await?;
         let fake: Vec<worker::AgentCred> = (0..agents)
             .map(|i| worker::AgentCred {
                 id: i as i64 + 1,
@@ -400,6 +406,16 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         .await;
         relay.stop().await;
         out["ceiling"] = r?;
+        // Both halves in one process: the relay persisting every message before its ack,
+        // the least a persisted, acknowledged, delivered message costs here.
+        let d = tempfile::tempdir()?;
+        let durable = Server::relay(Some(d.path())).await?;
+        let r = rate_run(
+            &durable, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke,
+        )
+        .await;
+        durable.stop().await;
+        out["ceiling"]["durable"] = r?;
         // The storage half: raw inserts at the same rates, open loop, so each step's
         // latency can be set beside the lowest the commit alone allows at that rate.
         let d = tempfile::tempdir()?;
@@ -411,6 +427,13 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         out["ceiling"]["storage"] = json!(storage);
     }
     check(&out["confab"], &["errors", "dup", "gap", "lost"])?;
+    if c.ceiling {
+        // The persisting relay is new code of this suite's own: hold it to the same bar.
+        check(
+            &out["ceiling"]["durable"],
+            &["errors", "dup", "gap", "lost"],
+        )?;
+    }
     Ok(out)
 }
 
@@ -534,7 +557,7 @@ async fn reconnect(c: &Ctx, a: &StormArgs) -> anyhow::Result<Value> {
     let mut out =
         json!({"params": {"n": n, "per_conv": per_conv, "workers": workers}, "confab": r?});
     if c.ceiling {
-        let relay = Server::relay().await?;
+        let relay = Server::relay(None).await?;
         let fake: Vec<worker::AgentCred> = (0..agents)
             .map(|i| worker::AgentCred {
                 id: i as i64 + 1,
@@ -677,7 +700,7 @@ async fn ceiling_only(c: &Ctx) -> anyhow::Result<Value> {
     out["disk"] = ceiling::disk_sync(d.path(), if c.smoke { 50 } else { 3000 })?;
     if c.ceiling {
         // Standalone: the relay halves too, with the scenarios' default sizes.
-        let relay = Server::relay().await?;
+        let relay = Server::relay(None).await?;
         let n = if c.smoke { 200 } else { 19_000 };
         out["relay_connections"] = idle_run(
             &relay,

@@ -51,9 +51,14 @@ impl Server {
         Self::spawn(cmd).await
     }
 
-    pub async fn relay() -> anyhow::Result<Self> {
+    /// The bare relay; with `store`, one that persists every message in a fresh SQLite
+    /// file there (the storage ceiling's group commit) before it acks and relays it.
+    pub async fn relay(store: Option<&Path>) -> anyhow::Result<Self> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["relay", "--listen", "127.0.0.1:0"]);
+        if let Some(dir) = store {
+            cmd.arg("--store").arg(dir);
+        }
         Self::spawn(cmd).await
     }
 

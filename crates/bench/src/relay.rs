@@ -3,16 +3,25 @@
 //! send → ack + message to every socket on the conversation, resume from an in-memory log,
 //! ping/pong — with the work removed: no database, no auth, no rules, no list rows.
 //! Run as its own process (`confab-bench relay`), like the server.
+//!
+//! With `--store DIR` it is both halves of the ceiling in one process: every `send` is
+//! written through the storage ceiling's group commit ([`Storage`], same
+//! durability as the server) and acked and relayed only once its batch is on disk, in
+//! the order it arrived on its socket. That is the least a persisted, acknowledged,
+//! delivered message costs on this machine; resume still reads the in-memory log.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::ceiling::{Post, Storage};
 
 #[derive(Default)]
 struct Conv {
@@ -51,7 +60,12 @@ fn esc(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-pub async fn run(listen: &str) -> anyhow::Result<()> {
+pub async fn run(listen: &str, store: Option<&Path>) -> anyhow::Result<()> {
+    let storage = match store {
+        Some(dir) => Some(Storage::open(dir).await?),
+        None => None,
+    };
+    let store = storage.as_ref().map(|s| s.tx.clone());
     let listener = TcpListener::bind(listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let convs: Convs = Arc::default();
@@ -65,26 +79,61 @@ pub async fn run(listen: &str) -> anyhow::Result<()> {
         let (stream, _) = listener.accept().await?;
         next_id += 1;
         let id = next_id;
-        let convs = convs.clone();
+        let (convs, store) = (convs.clone(), store.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
             {
-                conn(id, ws, convs).await;
+                conn(id, ws, convs, store).await;
             }
         });
     }
+}
+
+/// A send waiting for its commit: conversation, client id, body, the commit's answer.
+type Pending = (i64, String, String, oneshot::Receiver<i64>);
+
+/// Appends a message to its conversation's log, acks it to its sender and relays it to
+/// every socket on the conversation.
+fn deliver(
+    convs: &Convs,
+    author: &str,
+    out_tx: &mpsc::UnboundedSender<Arc<str>>,
+    conversation_id: i64,
+    client_id: &str,
+    body: &str,
+) {
+    let mut g = convs.lock().unwrap();
+    let c = g.entry(conversation_id).or_default();
+    let seq = c.log.len() + 1;
+    let msg = format!(
+        r#"{{"id":{seq},"conversation_id":{conversation_id},"seq":{seq},"visible_seq":{seq},"kind":"text","author":{{"kind":"{author}"}},"body":{}}}"#,
+        esc(body)
+    );
+    let frame: Arc<str> = Arc::from(format!(
+        r#"{{"type":"message","conversation_id":{conversation_id},"message":{msg}}}"#
+    ));
+    c.log.push(frame.clone());
+    let _ = out_tx.send(Arc::from(format!(
+        r#"{{"type":"ack","client_id":{},"message":{msg}}}"#,
+        esc(client_id)
+    )));
+    c.subs.retain(|(_, s)| s.send(frame.clone()).is_ok());
 }
 
 async fn conn(
     id: u64,
     ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     convs: Convs,
+    store: Option<mpsc::Sender<Post>>,
 ) {
     let (mut tx, mut rx) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Arc<str>>();
     let mut mine: Vec<i64> = Vec::new();
     let mut author = "visitor";
+    // With a store: sends go to the group commit at once, and this socket's committed
+    // ones are delivered in arrival order by one task (commits finish in that order).
+    let mut committed: Option<mpsc::UnboundedSender<Pending>> = None;
     let subscribe = |cid: i64, after: i64, mine: &mut Vec<i64>| {
         let mut g = convs.lock().unwrap();
         let c = g.entry(cid).or_default();
@@ -123,21 +172,25 @@ async fn conn(
                         if let Some(c) = g.get_mut(&conversation_id) { c.subs.retain(|(i, _)| *i != id); }
                         mine.retain(|c| *c != conversation_id);
                     }
-                    In::Send { conversation_id, client_id, body } => {
-                        let mut g = convs.lock().unwrap();
-                        let c = g.entry(conversation_id).or_default();
-                        let seq = c.log.len() + 1;
-                        let msg = format!(
-                            r#"{{"id":{seq},"conversation_id":{conversation_id},"seq":{seq},"visible_seq":{seq},"kind":"text","author":{{"kind":"{author}"}},"body":{}}}"#,
-                            esc(&body)
-                        );
-                        let frame: Arc<str> = Arc::from(format!(
-                            r#"{{"type":"message","conversation_id":{conversation_id},"message":{msg}}}"#
-                        ));
-                        c.log.push(frame.clone());
-                        let _ = out_tx.send(Arc::from(format!(r#"{{"type":"ack","client_id":{},"message":{msg}}}"#, esc(&client_id))));
-                        c.subs.retain(|(_, s)| s.send(frame.clone()).is_ok());
-                    }
+                    In::Send { conversation_id, client_id, body } => match &store {
+                        None => deliver(&convs, author, &out_tx, conversation_id, &client_id, &body),
+                        Some(store) => {
+                            let (rtx, rrx) = oneshot::channel();
+                            if store.send((conversation_id, body.clone(), rtx)).await.is_err() { break; }
+                            let done = committed.get_or_insert_with(|| {
+                                let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Pending>();
+                                let (convs, out_tx) = (convs.clone(), out_tx.clone());
+                                tokio::spawn(async move {
+                                    while let Some((cid, client_id, body, commit)) = done_rx.recv().await {
+                                        if commit.await.is_err() { break; }
+                                        deliver(&convs, author, &out_tx, cid, &client_id, &body);
+                                    }
+                                });
+                                done_tx
+                            });
+                            let _ = done.send((conversation_id, client_id, body, rrx));
+                        }
+                    },
                     In::Ping => { let _ = out_tx.send(Arc::from(r#"{"type":"pong"}"#)); }
                     In::Other => {}
                 }
