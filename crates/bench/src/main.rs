@@ -370,8 +370,10 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         if c.smoke {
             vec![100.0, 200.0]
         } else {
+            // Finer steps where Confab and the persisting relay reach their limits.
             vec![
-                1000.0, 2000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0,
+                1000.0, 2000.0, 5000.0, 7500.0, 8750.0, 10000.0, 12500.0, 15000.0, 17500.0,
+                20000.0, 22500.0, 25000.0, 30000.0,
             ]
         }
     });
