@@ -87,6 +87,20 @@ pub enum HubEvent {
 }
 
 impl Routed for HubEvent {
+    /// A conversation's new list row after a message, with its status and assignee
+    /// unchanged: the inbox re-sorts, no count moves, nobody is waiting for it. Messages,
+    /// new conversations, assignments and status changes wake sockets at once.
+    fn can_wait(&self) -> bool {
+        matches!(
+            self,
+            HubEvent::Conversation {
+                before: None,
+                started: false,
+                ..
+            }
+        )
+    }
+
     fn topics(&self) -> Vec<Topic> {
         match self {
             HubEvent::Message { message } => vec![Topic::Conversation(message.conversation_id)],

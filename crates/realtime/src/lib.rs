@@ -23,6 +23,15 @@ use std::sync::Arc;
 /// An event that knows which topics it goes to.
 pub trait Routed: Send + Sync + 'static {
     fn topics(&self) -> Vec<Topic>;
+
+    /// The event may wait up to [`registry::LATER`] before it wakes a socket (it still
+    /// goes out at once with anything urgent queued behind it, in order). For updates
+    /// nobody waits on, such as an inbox row moving up after a message: on a busy node
+    /// every such row woke every agent's socket, and those wake-ups delayed everything
+    /// else (docs/performance.md, round 8).
+    fn can_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Carries events to every node's registry (one node: [`LocalBus`]; many: NATS).

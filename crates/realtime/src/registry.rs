@@ -2,10 +2,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use confab_domain::{AgentId, ContactId, ConversationId};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::Routed;
@@ -31,6 +32,9 @@ struct Shared<E> {
     lagged: AtomicBool,
     /// Wakes the loop for a queued event or a lag.
     wake: Notify,
+    /// Events that can wait are queued and the wake-up is left to the next tick (see
+    /// [`Routed::can_wait`]); set while the socket is on that tick's list.
+    waking_later: AtomicBool,
     closed: CancellationToken,
     session: Option<String>,
 }
@@ -52,9 +56,21 @@ struct Inner<E> {
     conns: HashMap<u64, Entry<E>>,
 }
 
+/// How long an event that can wait may sit in a socket's queue before the socket is woken.
+pub const LATER: Duration = Duration::from_millis(20);
+
+/// The sockets to wake at the next tick, and the tick's trigger.
+struct Later<E> {
+    due: Arc<Mutex<Vec<Arc<Shared<E>>>>>,
+    /// Holds one token while a tick is coming; the ticking task ends when this is dropped.
+    arm: mpsc::Sender<()>,
+}
+
 /// Every open socket of this node.
 pub struct Registry<E> {
     inner: Mutex<Inner<E>>,
+    /// `None` outside a tokio runtime: then every event wakes its sockets at once.
+    later: Option<Later<E>>,
     next: AtomicU64,
     capacity: usize,
 }
@@ -62,7 +78,14 @@ pub struct Registry<E> {
 impl<E: Routed> Registry<E> {
     /// `capacity`: how many events a socket may have queued before it is lagged.
     pub fn new(capacity: usize) -> Arc<Self> {
+        let later = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let due = Arc::default();
+            let (arm, armed) = mpsc::channel(1);
+            rt.spawn(tick_later(Arc::downgrade(&due), armed));
+            Later { due, arm }
+        });
         Arc::new(Self {
+            later,
             inner: Mutex::new(Inner {
                 topics: HashMap::new(),
                 conns: HashMap::new(),
@@ -84,6 +107,7 @@ impl<E: Routed> Registry<E> {
             queue: Mutex::new(VecDeque::new()),
             lagged: AtomicBool::new(false),
             wake: Notify::new(),
+            waking_later: AtomicBool::new(false),
             closed: CancellationToken::new(),
             session,
         });
@@ -104,6 +128,8 @@ impl<E: Routed> Registry<E> {
     /// Delivers an event to every socket listening to any of its topics, once each.
     pub fn deliver(&self, event: Arc<E>) {
         let topics = event.topics();
+        let later = self.later.as_ref().filter(|_| event.can_wait());
+        let mut wake_later = Vec::new();
         let inner = self.lock();
         let mut seen = HashSet::new();
         for t in &topics {
@@ -129,8 +155,18 @@ impl<E: Routed> Registry<E> {
                     s.lagged.store(true, Ordering::Relaxed);
                 }
                 drop(queue);
-                s.wake.notify_one();
+                if later.is_none() || s.lagged.load(Ordering::Relaxed) {
+                    s.wake.notify_one();
+                } else if !s.waking_later.swap(true, Ordering::AcqRel) {
+                    wake_later.push(s.clone());
+                }
             }
+        }
+        drop(inner);
+        if let (Some(later), false) = (later, wake_later.is_empty()) {
+            lock(&later.due).extend(wake_later);
+            // Full: a tick is already coming, and it takes what was just added.
+            let _ = later.arm.try_send(());
         }
     }
 
@@ -183,6 +219,25 @@ impl<E: Routed> Registry<E> {
             for t in e.topics {
                 remove_from_topic(&mut inner, t, id);
             }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a plain list behind: still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wakes the sockets whose events can wait, [`LATER`] after the first of them was queued;
+/// ends with the registry. Idle, it waits for its trigger and costs nothing.
+async fn tick_later<E>(due: Weak<Mutex<Vec<Arc<Shared<E>>>>>, mut armed: mpsc::Receiver<()>) {
+    while armed.recv().await.is_some() {
+        tokio::time::sleep(LATER).await;
+        let Some(due) = due.upgrade() else { return };
+        let list = std::mem::take(&mut *lock(&due));
+        for s in list {
+            s.waking_later.store(false, Ordering::Release);
+            s.wake.notify_one();
         }
     }
 }
@@ -270,10 +325,14 @@ impl<E: Routed> Drop for Connection<E> {
 mod tests {
     use super::*;
 
+    /// An event; those numbered 100 and up can wait.
     struct Ev(u32, Vec<Topic>);
     impl Routed for Ev {
         fn topics(&self) -> Vec<Topic> {
             self.1.clone()
+        }
+        fn can_wait(&self) -> bool {
+            self.0 >= 100
         }
     }
 
@@ -348,5 +407,54 @@ mod tests {
         assert!(r.lock().topics.is_empty());
         r.close_session("s2");
         assert!(matches!(b.recv().await, Recv::Closed));
+    }
+
+    /// A socket loop waiting for its next event, and when it got it.
+    fn waiting(
+        mut c: Connection<Ev>,
+    ) -> tokio::task::JoinHandle<(std::time::Instant, Recv<Ev>, Connection<Ev>)> {
+        tokio::spawn(async move {
+            let r = c.recv().await;
+            (std::time::Instant::now(), r, c)
+        })
+    }
+
+    #[tokio::test]
+    async fn an_event_that_can_wait_wakes_its_socket_at_the_next_tick() {
+        let r = Registry::new(8);
+        let a = r.connect(None);
+        a.subscribe(Topic::Agents);
+        let waiter = waiting(a);
+        tokio::task::yield_now().await;
+        let sent = std::time::Instant::now();
+        r.deliver(Arc::new(Ev(100, vec![Topic::Agents])));
+        r.deliver(Arc::new(Ev(101, vec![Topic::Agents])));
+        let (at, first, mut a) = waiter.await.unwrap();
+        assert!(at - sent >= LATER, "woken before the tick");
+        assert!(matches!(first, Recv::Event(e) if e.0 == 100));
+        assert!(matches!(a.try_recv(), Some(Recv::Event(e)) if e.0 == 101));
+        // The next one waits for a tick of its own.
+        let waiter = waiting(a);
+        tokio::task::yield_now().await;
+        let sent = std::time::Instant::now();
+        r.deliver(Arc::new(Ev(102, vec![Topic::Agents])));
+        let (at, next, _) = waiter.await.unwrap();
+        assert!(at - sent >= LATER, "woken before the tick");
+        assert!(matches!(next, Recv::Event(e) if e.0 == 102));
+    }
+
+    #[tokio::test]
+    async fn an_urgent_event_takes_the_waiting_ones_with_it_in_order() {
+        let r = Registry::new(8);
+        let a = r.connect(None);
+        a.subscribe(Topic::Agents);
+        a.subscribe(conv(1));
+        let waiter = waiting(a);
+        tokio::task::yield_now().await;
+        r.deliver(Arc::new(Ev(100, vec![Topic::Agents])));
+        r.deliver(Arc::new(Ev(1, vec![conv(1)])));
+        let (_, first, mut a) = waiter.await.unwrap();
+        assert!(matches!(first, Recv::Event(e) if e.0 == 100));
+        assert!(matches!(a.try_recv(), Some(Recv::Event(e)) if e.0 == 1));
     }
 }
