@@ -41,8 +41,7 @@ struct Shared<E> {
 
 impl<E> Shared<E> {
     fn queue(&self) -> MutexGuard<'_, VecDeque<Arc<E>>> {
-        // A panic while holding the lock leaves a plain queue behind: still consistent.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.queue)
     }
 }
 
@@ -96,8 +95,7 @@ impl<E: Routed> Registry<E> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<E>> {
-        // A panic while holding the lock leaves plain maps behind: still consistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// Opens a socket's slot. `session` lets a logout close the socket.
@@ -223,8 +221,9 @@ impl<E: Routed> Registry<E> {
     }
 }
 
+/// Every lock here guards plain queues, lists and maps, left consistent by a panic while
+/// held: a poisoned one is used as it is.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves a plain list behind: still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
