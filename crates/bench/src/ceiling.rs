@@ -27,7 +27,7 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub async fn open(dir: &std::path::Path) -> anyhow::Result<Storage> {
+    pub fn open(dir: &std::path::Path) -> anyhow::Result<Storage> {
         let path = dir.join("ceiling.db");
         let conn = Connection::open(&path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -122,7 +122,7 @@ fn write_loop(
 
 /// `producers` tasks each insert, wait for the commit, and insert again, for `secs`.
 pub async fn sqlite(dir: &std::path::Path, producers: usize, secs: f64) -> anyhow::Result<Value> {
-    let storage = Storage::open(dir).await?;
+    let storage = Storage::open(dir)?;
     let tx = storage.tx.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -170,7 +170,7 @@ pub async fn sqlite(dir: &std::path::Path, producers: usize, secs: f64) -> anyho
 /// commits are doing, each timed from when it was due to when its commit was on disk.
 /// This is the latency floor the storage sets for a message at that rate.
 pub async fn sqlite_paced(dir: &std::path::Path, rate: f64, secs: f64) -> anyhow::Result<Value> {
-    let storage = Storage::open(dir).await?;
+    let storage = Storage::open(dir)?;
     let lat = Arc::new(std::sync::Mutex::new(util::hist()));
     let cpu0 = util::cpu_secs(std::process::id());
     let start = tokio::time::Instant::now();

@@ -61,10 +61,7 @@ fn esc(s: &str) -> String {
 }
 
 pub async fn run(listen: &str, store: Option<&Path>) -> anyhow::Result<()> {
-    let storage = match store {
-        Some(dir) => Some(Storage::open(dir).await?),
-        None => None,
-    };
+    let storage = store.map(Storage::open).transpose()?;
     let store = storage.as_ref().map(|s| s.tx.clone());
     let listener = TcpListener::bind(listen).await?;
     println!("listening on http://{}", listener.local_addr()?);

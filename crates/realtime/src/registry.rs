@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use confab_domain::{AgentId, ContactId, ConversationId};
@@ -78,9 +78,9 @@ impl<E: Routed> Registry<E> {
     /// `capacity`: how many events a socket may have queued before it is lagged.
     pub fn new(capacity: usize) -> Arc<Self> {
         let later = tokio::runtime::Handle::try_current().ok().map(|rt| {
-            let due = Arc::default();
+            let due: Arc<Mutex<Vec<_>>> = Arc::default();
             let (arm, armed) = mpsc::channel(1);
-            rt.spawn(tick_later(Arc::downgrade(&due), armed));
+            rt.spawn(tick_later(due.clone(), armed));
             Later { due, arm }
         });
         Arc::new(Self {
@@ -228,11 +228,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Wakes the sockets whose events can wait, [`LATER`] after the first of them was queued;
-/// ends with the registry. Idle, it waits for its trigger and costs nothing.
-async fn tick_later<E>(due: Weak<Mutex<Vec<Arc<Shared<E>>>>>, mut armed: mpsc::Receiver<()>) {
+/// ends when the registry (the trigger's sender) is gone. Idle, it waits for its trigger
+/// and costs nothing.
+async fn tick_later<E>(due: Arc<Mutex<Vec<Arc<Shared<E>>>>>, mut armed: mpsc::Receiver<()>) {
     while armed.recv().await.is_some() {
         tokio::time::sleep(LATER).await;
-        let Some(due) = due.upgrade() else { return };
         let list = std::mem::take(&mut *lock(&due));
         for s in list {
             s.waking_later.store(false, Ordering::Release);
