@@ -44,6 +44,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How many posts one group commit takes at most.
 const MAX_BATCH: usize = 512;
 
+/// The full-text index takes a step (see `writer::index_search`) when at least this many
+/// posts and starts went by and the writer has nothing else to do; a search takes one at
+/// once, and so does a batch when the writer has had no time for one for this long.
+const SEARCH_STEP: usize = 64;
+const SEARCH_BACKLOG: usize = 4 * MAX_BATCH;
+
 /// Read connections: reads run on their own threads beside the writer.
 const READERS: usize = 4;
 
@@ -57,12 +63,6 @@ const READER_CACHE_KIB: &str = "-2048";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, \
     agent_id, author_name, author_key, body, event, attachment_id, client_id, mentions, created_at) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-/// A message's full-text entry (I9), for every entry but events ([`Entry::searchable`]),
-/// in the message's transaction. Not a trigger, and neither statement has `RETURNING`
-/// (which SQLite runs as a trigger): either makes the INSERT a statement transaction, and
-/// FTS5 then writes out its pending entries once per message instead of once per commit
-/// (migrations/0002).
-const INDEX_MESSAGE: &str = "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)";
 const SELECT_ATTACHMENT: &str = "SELECT * FROM attachments WHERE id = ?";
 const SAVE_CONVERSATION: &str =
     "UPDATE conversations SET status = ?, assignee_id = ?, team_id = ?, \
@@ -909,6 +909,9 @@ impl Store for SqliteStore {
     }
 
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Vec<ConversationSummary>> {
+        if q.text.is_some() {
+            self.stored(Op::IndexSearch).await?;
+        }
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
              lm.author_kind AS lm_author_kind, lm.author_name AS lm_author_name, lm.kind AS lm_kind, \

@@ -23,11 +23,6 @@ pub struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    /// Whether the entry goes into the full-text index (I9): everything but events.
-    pub fn searchable(&self) -> bool {
-        self.kind != MessageKind::Event
-    }
-
     /// An event entry, by an agent or (`by: None`) by the system.
     pub fn event(event: &'a Event, by: Option<&Agent>, now: DateTime<Utc>) -> Self {
         Entry {
