@@ -146,14 +146,13 @@ pub(crate) fn open(path: &Path, cache_kib: &str) -> Result<Connection> {
 /// Starts the writer thread on `conn`, taking posts from `rx`, and the thread that syncs
 /// its commits to disk (`wal`: the database's write-ahead log).
 pub(crate) fn start(
-    conn: Connection,
+    mut conn: Connection,
     wal: PathBuf,
     write: Arc<Conns>,
     rx: mpsc::Receiver<(Op, Reply)>,
     rewritten: Arc<AtomicU64>,
 ) -> Result<()> {
     // After a crash, the messages of the steps that never came.
-    let mut conn = conn;
     index_alone(&mut conn)?;
     let rt = tokio::runtime::Handle::current();
     let (to_sync, synced) = std_mpsc::channel::<Answers>();
