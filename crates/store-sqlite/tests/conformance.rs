@@ -65,8 +65,11 @@ async fn search_index_holds_exactly_the_searchable_messages() {
 /// messages are above the mark.
 fn index_matches_messages(path: &std::path::Path, case: &str) -> i64 {
     let db = rusqlite::Connection::open(path).unwrap();
-    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-    let mark = count("SELECT indexed_upto FROM search_progress");
+    let count = |sql: &str, p: &[i64]| {
+        db.query_row(sql, rusqlite::params_from_iter(p), |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let mark = count("SELECT indexed_upto FROM search_progress", &[]);
     // Each searchable message up to the mark is found by the first word of its body.
     let mut st = db
         .prepare("SELECT id, body FROM messages WHERE kind <> 'event' AND id <= ?")
@@ -95,23 +98,25 @@ fn index_matches_messages(path: &std::path::Path, case: &str) -> i64 {
     }
     // And the index holds nothing else: no events, nothing of deleted rows, nothing
     // above the mark.
-    let strays = count(&format!(
+    let strays = count(
         "SELECT count(*) FROM messages_fts_docsize d \
-         LEFT JOIN messages m ON m.id = d.id AND m.kind <> 'event' AND m.id <= {mark} \
-         WHERE m.id IS NULL"
-    ));
+         LEFT JOIN messages m ON m.id = d.id AND m.kind <> 'event' AND m.id <= ? \
+         WHERE m.id IS NULL",
+        &[mark],
+    );
     assert_eq!(
         strays, 0,
         "{case}: index entries without a searchable message"
     );
     assert_eq!(
-        count("SELECT count(*) FROM messages_fts_docsize"),
+        count("SELECT count(*) FROM messages_fts_docsize", &[]),
         rows.len() as i64,
         "{case}"
     );
-    let waiting = count(&format!(
-        "SELECT count(*) FROM messages WHERE kind <> 'event' AND id > {mark}"
-    ));
+    let waiting = count(
+        "SELECT count(*) FROM messages WHERE kind <> 'event' AND id > ?",
+        &[mark],
+    );
     if waiting == 0 {
         // Everything is indexed: FTS5's own check compares the index with the messages
         // (a delete of a row it never held would show here).
