@@ -23,7 +23,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, LazyLock};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, LazyLock, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use confab_domain::rules::{self, Refusal, VisitorMessageEffect};
@@ -158,19 +159,87 @@ pub(crate) fn start(
     let (to_sync, synced) = std_mpsc::channel::<Answers>();
     let failed = Arc::new(AtomicBool::new(false));
     let sync_failed = failed.clone();
+    let gate = Arc::new(SyncGate::default());
+    let sync_gate = gate.clone();
     std::thread::Builder::new()
         .name("confab-sync".into())
-        .spawn(move || sync_loop(&wal, &synced, &sync_failed))
+        .spawn(move || sync_loop(&wal, &synced, &sync_failed, &sync_gate))
         .map_err(|e| StoreError::Internal(format!("could not start the sync thread: {e}")))?;
     std::thread::Builder::new()
         .name("confab-writer".into())
-        .spawn(move || run(conn, rx, &write, &rt, &to_sync, &failed, &rewritten))
+        .spawn(move || {
+            let to_sync = ToSync {
+                queue: to_sync,
+                gate,
+            };
+            run(conn, rx, &write, &rt, &to_sync, &failed, &rewritten)
+        })
         .map_err(|e| StoreError::Internal(format!("could not start the writer thread: {e}")))?;
     Ok(())
 }
 
 /// A committed batch's answers, held until the log is on disk.
 type Answers = Vec<(Reply, Result<Done>)>;
+
+/// Whether a committed batch is waiting for its sync. The writer commits no more often
+/// than the log is synced: what comes while a sync runs waits for it, and then goes in
+/// one commit, which writes each page the batch shares (the messages' last leaf, the
+/// inbox index's head, …) to the log once instead of once per op.
+#[derive(Default)]
+struct SyncGate {
+    busy: Mutex<bool>,
+    idle: Condvar,
+}
+
+impl SyncGate {
+    fn set(&self, busy: bool) {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = busy;
+        if !busy {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits until no committed batch waits for its sync, or `full()`: a long sync (a
+    /// disk that stalls for a moment) should not hold back a full batch, which gains
+    /// nothing by waiting and would otherwise be written only after the sync.
+    fn wait_idle(&self, full: impl Fn() -> bool) {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy && !full() {
+            busy = self
+                .idle
+                .wait_timeout(busy, Duration::from_millis(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// The writer's end of the hand-over to the sync thread.
+struct ToSync {
+    queue: std_mpsc::Sender<Answers>,
+    gate: Arc<SyncGate>,
+}
+
+impl ToSync {
+    /// Hands a committed batch's answers to the sync thread; until it has synced them, the
+    /// writer's next [`SyncGate::wait_idle`] waits.
+    fn send(&self, answers: Answers) -> std::result::Result<(), std_mpsc::SendError<Answers>> {
+        self.gate.set(true);
+        self.queue
+            .send(answers)
+            .inspect_err(|_| self.gate.set(false))
+    }
+}
+
+/// Opens the gate when the sync thread stops, however it stops, so the writer never waits
+/// for a sync that will not come.
+struct OpenOnExit<'a>(&'a SyncGate);
+
+impl Drop for OpenOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
 
 fn answer_all(batch: &mut Batch, e: &StoreError) {
     for (_, reply) in batch.drain(..) {
@@ -185,10 +254,11 @@ fn answer_all(batch: &mut Batch, e: &StoreError) {
 /// log and makes them visible, but does not wait for the disk. Syncing the log file from
 /// here makes every frame written before the sync durable (on Linux `fdatasync` flushes
 /// the file, whichever descriptor asks), so a post is still answered only once it is on
-/// disk — while the writer already writes the next batch. Before, the writer waited for
-/// every sync itself: at 5,000 msg/s the commit was 104 of the 145 µs the writer spent
-/// per post, and with the sync here 56 of 110 (docs/performance.md, round 4). Checkpoints
-/// sync the log themselves before they copy it into the database.
+/// disk — while the writer gathers the next batch, which it commits once this sync is
+/// done ([`SyncGate`]). Before, the writer waited for every sync itself: at 5,000 msg/s
+/// the commit was 104 of the 145 µs the writer spent per post, and with the sync here 56
+/// of 110 (docs/performance.md, round 4). Checkpoints sync the log themselves before they
+/// copy it into the database.
 ///
 /// What changes: another connection can read a committed post for the length of one sync
 /// (typically 0.2 ms, at worst a few) before it is durable — the same window InnoDB's
@@ -202,7 +272,13 @@ fn answer_all(batch: &mut Batch, e: &StoreError) {
 /// a failed `fsync` Linux may have dropped the unsynced pages, and a later sync that
 /// succeeds would not bring them back (the store needs a restart, which recovers from the
 /// log).
-fn sync_loop(wal: &Path, queue: &std_mpsc::Receiver<Answers>, failed: &AtomicBool) {
+fn sync_loop(
+    wal: &Path,
+    queue: &std_mpsc::Receiver<Answers>,
+    failed: &AtomicBool,
+    gate: &SyncGate,
+) {
+    let _open = OpenOnExit(gate);
     let mut log: Option<File> = None;
     while let Ok(first) = queue.recv() {
         let mut pending = vec![first];
@@ -212,6 +288,8 @@ fn sync_loop(wal: &Path, queue: &std_mpsc::Receiver<Answers>, failed: &AtomicBoo
         } else {
             sync_log(wal, &mut log).map_err(|e| e.to_string())
         };
+        // The writer may commit its next batch while these are answered.
+        gate.set(false);
         if let Err(e) = &synced {
             if !failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "could not sync the write-ahead log; no more posts are taken until a restart");
@@ -252,7 +330,7 @@ fn run(
     mut rx: mpsc::Receiver<(Op, Reply)>,
     write: &Conns,
     rt: &tokio::runtime::Handle,
-    to_sync: &std_mpsc::Sender<Answers>,
+    to_sync: &ToSync,
     failed: &AtomicBool,
     rewritten: &AtomicU64,
 ) {
@@ -261,6 +339,7 @@ fn run(
     // messages waiting for it: the step itself goes by `search_progress`).
     let mut unindexed = 0;
     while let Some(first) = rx.blocking_recv() {
+        to_sync.gate.wait_idle(|| rx.len() + 1 >= MAX_BATCH);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -1185,6 +1264,29 @@ mod tests {
     }
 
     #[test]
+    fn the_next_commit_waits_for_the_last_sync_unless_its_batch_is_full() {
+        let gate = Arc::new(SyncGate::default());
+        gate.set(true);
+        // A full batch goes at once.
+        gate.wait_idle(|| true);
+        let synced = Arc::new(AtomicBool::new(false));
+        let sync = std::thread::spawn({
+            let (gate, synced) = (gate.clone(), synced.clone());
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                synced.store(true, Ordering::Release);
+                gate.set(false);
+            }
+        });
+        gate.wait_idle(|| false);
+        assert!(
+            synced.load(Ordering::Acquire),
+            "committed before the sync was done"
+        );
+        sync.join().unwrap();
+    }
+
+    #[test]
     fn posts_are_answered_after_the_log_is_synced() {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("db-wal");
@@ -1197,8 +1299,11 @@ mod tests {
         to_sync.send(second).unwrap();
         drop(to_sync);
         let failed = AtomicBool::new(false);
-        sync_loop(&wal, &queue, &failed);
+        let gate = SyncGate::default();
+        gate.set(true);
+        sync_loop(&wal, &queue, &failed, &gate);
         assert!(!failed.load(Ordering::Acquire));
+        assert!(!*gate.busy.lock().unwrap(), "the writer may commit again");
         for answer in waiting {
             // Each post gets its own answer, unchanged.
             assert!(matches!(
@@ -1218,7 +1323,7 @@ mod tests {
         to_sync.send(batch).unwrap();
         drop(to_sync);
         let failed = AtomicBool::new(false);
-        sync_loop(&wal, &queue, &failed);
+        sync_loop(&wal, &queue, &failed, &SyncGate::default());
         assert!(
             failed.load(Ordering::Acquire),
             "the store stops taking posts"
@@ -1237,7 +1342,7 @@ mod tests {
         let (batch, waiting) = answers(1);
         to_sync.send(batch).unwrap();
         drop(to_sync);
-        sync_loop(&wal, &queue, &failed);
+        sync_loop(&wal, &queue, &failed, &SyncGate::default());
         for answer in waiting {
             assert!(matches!(
                 answer.blocking_recv(),
