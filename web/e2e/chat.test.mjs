@@ -108,6 +108,16 @@ test('visitor and agent chat: live list, notification, join, typing, reply, rece
   await agent.locator('.rows a.row', { hasText: 'A second question' }).waitFor({ timeout: 10000 });
   await shot(agent, 'inbox-unassigned');
 
+  // Live rows follow the folder on screen (the socket's `view`): taken and left open, the
+  // conversation's row in Mine still moves with the visitor's next message.
+  await agent.locator('.rows a.row', { hasText: 'A second question' }).click();
+  await agent.getByRole('button', { name: 'Assign to me' }).click();
+  await w2.locator('.ev', { hasText: 'Ann Agent joined' }).waitFor({ timeout: 10000 });
+  await agent.goto(base + '/#/inbox/mine');
+  await agent.locator('.rows a.row', { hasText: 'A second question' }).waitFor({ timeout: 10000 });
+  await visitorSend(w2, 'One more detail');
+  await agent.locator('.rows a.row', { hasText: 'One more detail' }).waitFor({ timeout: 10000 });
+
   await agentCtx.close();
   await visitorCtx.close();
   void widget;

@@ -623,6 +623,13 @@ pub enum AgentClientFrame {
         conversation_id: ConversationId,
         seq: Seq,
     },
+    /// The inbox folders this socket shows. From then on `conversation` rows come only for
+    /// conversations in one of them (before or after the change) and for the ones it has
+    /// subscribed to; counts, `removed` and everything else are unchanged. Until the first
+    /// `view`, rows come for every folder.
+    View {
+        folders: Vec<Folder>,
+    },
     /// A struct variant, so that unknown fields are refused like everywhere else.
     Ping {},
 }

@@ -357,7 +357,13 @@ pub async fn run_agent(
                     continue;
                 };
                 match f.ty.as_str() {
-                    "ready" => { if let Some(r) = ready.take() { let _ = r.send(()); } }
+                    "ready" => {
+                        // Like an agent at work: the inbox shows the Mine folder, where each
+                        // agent's conversations are (list rows of the others do not come).
+                        let f = json!({"type":"view","folders":["mine"]});
+                        if ws.send(Message::text(f.to_string())).await.is_err() { return; }
+                        if let Some(r) = ready.take() { let _ = r.send(()); }
+                    }
                     "message" => {
                         let (Some(cid), Some(m)) = (f.conversation_id, f.message) else { continue };
                         let Some(v) = viewing.get_mut(&cid) else { continue };

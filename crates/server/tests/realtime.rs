@@ -449,3 +449,94 @@ async fn entries_that_overtake_each_other_go_out_in_order() {
         assert_eq!(body(&s.next_of("message").await), "live five");
     }
 }
+
+/// An agent's socket that said which folders it shows (`view`) hears list rows only of
+/// conversations in them, of ones that just left them, and of the ones it has open; the
+/// folder counts still come for every folder.
+#[tokio::test]
+async fn list_rows_come_only_for_the_folders_a_socket_shows() {
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    owner.set_available(true).await;
+    let colleague = app
+        .agent(&owner, "c@example.com", "Cole", "agent", "full", true)
+        .await;
+    let mut inbox = owner.ws().await;
+    inbox
+        .send(json!({"type": "view", "folders": ["mine"]}))
+        .await;
+    let v1 = app.visitor().await;
+    let elsewhere = v1.start().await;
+    // The counts move (a new unassigned conversation) though the row does not come.
+    inbox
+        .expect_where("counts", |f| f["counts"]["unassigned"] == 1)
+        .await;
+    v1.send(elsewhere, "e1", "not in my folder").await;
+    let v2 = app.visitor().await;
+    let opened = v2.start().await;
+    inbox
+        .send(json!({"type": "subscribe", "conversation_id": opened}))
+        .await;
+    inbox
+        .expect_where("message", |f| f["conversation_id"] == opened)
+        .await;
+    // Open here: its rows come, whatever its folder.
+    v2.send(opened, "o1", "I am open in your inbox").await;
+    inbox
+        .expect_where("conversation", |f| {
+            f["summary"]["conversation"]["id"] == opened
+                && f["summary"]["last_message"]["body"] == "I am open in your inbox"
+        })
+        .await;
+    // Into Mine: its row comes.
+    assign_and_hear(&owner, &mut inbox, elsewhere, owner.id).await;
+    let early: Vec<_> = inbox
+        .pending
+        .iter()
+        .filter(|f| f["type"] == "conversation" && f["summary"]["conversation"]["id"] == elsewhere)
+        .cloned()
+        .collect();
+    assert!(early.is_empty(), "rows from outside the view: {early:?}");
+    // Out of Mine: the row that says it left still comes, later ones no more.
+    assign_and_hear(&owner, &mut inbox, elsewhere, colleague.id).await;
+    v1.send(elsewhere, "e2", "now in Others").await;
+    // A sentinel: a row that comes after the post above, and none of the post before it.
+    inbox
+        .send(json!({"type": "view", "folders": ["mine", "unassigned"]}))
+        .await;
+    let v3 = app.visitor().await;
+    let sentinel = v3.start().await;
+    inbox
+        .expect_where("conversation", |f| {
+            f["summary"]["conversation"]["id"] == sentinel
+        })
+        .await;
+    let leaked: Vec<_> = inbox
+        .pending
+        .iter()
+        .filter(|f| {
+            f["type"] == "conversation" && f["summary"]["last_message"]["body"] == "now in Others"
+        })
+        .cloned()
+        .collect();
+    assert!(leaked.is_empty(), "rows from outside the view: {leaked:?}");
+    // Bad input: an unknown folder is an error frame, and the view stays as it was.
+    inbox
+        .send(json!({"type": "view", "folders": ["everything"]}))
+        .await;
+    inbox.expect("error").await;
+}
+
+/// `by` assigns `conv` to `to`, and `inbox` hears the row that says so.
+async fn assign_and_hear(by: &Agent, inbox: &mut Socket, conv: i64, to: i64) {
+    by.post(
+        &format!("/api/v1/conversations/{conv}/assign"),
+        json!({"assignee_id": to}),
+    )
+    .await;
+    inbox
+        .expect_where("conversation", |f| {
+            f["summary"]["conversation"]["id"] == conv
+                && f["summary"]["conversation"]["assignee_id"] == to
+        })
+        .await;
+}

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, setCsrf, setOnUnauthorized } from './api';
 import { AgentSocket, type SocketState } from './socket';
 import { Outbox, Timeline, applyMessage, makeClientId } from '../shared/state';
-import { folderOf, normalizeRow, sortRows, applyRow, type Folder, type Row, type Status } from '../shared/inbox-rules';
+import { FOLDERS, folderOf, normalizeRow, sortRows, applyRow, type Folder, type Row, type Status } from '../shared/inbox-rules';
 import { listCursor, mayHaveMore, mergePage, olderWindow, windowStart } from '../shared/paging';
 import { markRead as markNotificationsRead, mergeNotifications, unreadIds } from '../shared/notifications';
 import type * as wire from '../shared/wire';
@@ -226,6 +226,9 @@ function listParams(): URLSearchParams {
 export async function loadList(): Promise<void> {
   const my = ++listSeq;
   const p = listParams();
+  // Live rows for what the list shows, asked for before it is read so no change falls
+  // between the two; a search may show any folder.
+  socket?.view(searching() ? FOLDERS : [store.folder]);
   store.listLoading = true;
   store.listMoreLoading = false;
   store.listError = '';

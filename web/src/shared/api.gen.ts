@@ -820,6 +820,10 @@ export interface components {
             /** @enum {string} */
             type: "read";
         } | {
+            folders: components["schemas"]["Folder"][];
+            /** @enum {string} */
+            type: "view";
+        } | {
             /** @enum {string} */
             type: "ping";
         };

@@ -97,6 +97,7 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
         viewing: HashMap::new(),
         ahead: Ahead::default(),
         reads: HashMap::new(),
+        folders: None,
         counts_dirty: None,
         sends: None,
         replies: Replies::default(),
@@ -135,6 +136,8 @@ struct Session {
     ahead: Ahead<Arc<HubEvent>>,
     /// This agent's read position per conversation, for list rows' unread markers.
     reads: HashMap<ConversationId, Seq>,
+    /// The folders whose list rows this socket wants (`view`); every folder until it says.
+    folders: Option<Vec<Folder>>,
     /// Set when a change may have moved the folder counts: when this socket heard of it.
     counts_dirty: Option<Instant>,
     /// This socket's sends, committed one after another in the order they came. The worker
@@ -304,6 +307,19 @@ impl Session {
         true
     }
 
+    /// Whether this socket wants the list row of `conv` (`before`: as it was, when its
+    /// status or assignee changed): it is open here, or in a folder the socket shows, or
+    /// just left one. Most rows are of posts to conversations in other folders, and each
+    /// would be encoded, written and parsed for nothing (docs/performance.md, round 10).
+    fn shows(&self, conv: &Conversation, before: Option<&Conversation>) -> bool {
+        let Some(folders) = &self.folders else {
+            return true;
+        };
+        let shown =
+            |c: &Conversation| rules::folder_of(&self.me, c).is_some_and(|f| folders.contains(&f));
+        self.viewing.contains_key(&conv.id) || shown(conv) || before.is_some_and(shown)
+    }
+
     fn leave(&mut self, conn: &Connection<HubEvent>, id: ConversationId) {
         self.ahead.forget(id);
         if self.viewing.remove(&id).is_some() {
@@ -377,6 +393,9 @@ impl OnEvents for Session {
                 // posts that make up most of these events.
                 if *started || before.is_some() {
                     self.counts_dirty = Some(Instant::now());
+                }
+                if !self.shows(&summary.conversation, before.as_deref()) {
+                    return true;
                 }
                 let my_read = match self.reads.get(&id) {
                     Some(r) => *r,
@@ -674,6 +693,16 @@ impl Session {
                         let _ = out.send(Box::new(error_frame(e, None)));
                     }
                 });
+                true
+            }
+            AgentClientFrame::View { folders } => {
+                let mut shown = Vec::with_capacity(Folder::ALL.len());
+                for f in folders {
+                    if !shown.contains(&f) {
+                        shown.push(f);
+                    }
+                }
+                self.folders = Some(shown);
                 true
             }
             AgentClientFrame::Ping {} => send_json(tx, &AgentServerFrame::Pong).await,
