@@ -2,7 +2,6 @@
 // re-subscription with `after` = last seq, and a state that never lies: "open" only between
 // the server's `ready` and the socket's close.
 import { backoffDelay } from '../shared/state';
-import type { Folder } from '../shared/inbox-rules';
 import type { AgentClientFrame, AgentServerFrame } from '../shared/wire';
 
 export type SocketState = 'connecting' | 'open' | 'reconnecting';
@@ -17,8 +16,6 @@ export class AgentSocket {
   private stopped = false;
   /** Conversation id → the seq to subscribe after (asked at (re)subscribe time). */
   private subs = new Map<number, () => number>();
-  /** The folders whose list rows this inbox shows; null: every folder (the server's default). */
-  private folders: Folder[] | null = null;
 
   constructor(
     private onFrame: (f: AgentServerFrame) => void,
@@ -64,12 +61,6 @@ export class AgentSocket {
   subscribe(id: number, after: () => number): void {
     this.subs.set(id, after);
     if (this.state === 'open') this.send({ type: 'subscribe', conversation_id: id, after: after() });
-  }
-
-  /** Asks for list rows of these folders only (and of open conversations); kept across reconnects. */
-  view(folders: Folder[]): void {
-    this.folders = [...folders];
-    if (this.state === 'open') this.send({ type: 'view', folders: this.folders });
   }
 
   unsubscribe(id: number): void {
@@ -120,7 +111,6 @@ export class AgentSocket {
       if (f.type === 'ready') {
         this.attempt = 0;
         this.setState('open');
-        if (this.folders) this.send({ type: 'view', folders: this.folders });
         for (const [id, after] of this.subs) this.send({ type: 'subscribe', conversation_id: id, after: after() });
       }
       if (f.type === 'resync') {

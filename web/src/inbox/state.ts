@@ -227,8 +227,9 @@ export async function loadList(): Promise<void> {
   const my = ++listSeq;
   const p = listParams();
   // Live rows for what the list shows, asked for before it is read so no change falls
-  // between the two; a search may show any folder.
-  socket?.view(searching() ? FOLDERS : [store.folder]);
+  // between the two; a search may show any folder. A socket that is not open yet asks
+  // when its `ready` reloads the list.
+  socket?.send({ type: 'view', folders: searching() ? FOLDERS : [store.folder] });
   store.listLoading = true;
   store.listMoreLoading = false;
   store.listError = '';
