@@ -3,7 +3,7 @@
 //! **Invariant:** an event is published only after what it describes is committed.
 
 use confab_domain::*;
-use confab_realtime::{Routed, Topic};
+use confab_realtime::{Routed, Shelf, Topic};
 use confab_store::ConversationSummary;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +86,40 @@ pub enum HubEvent {
     },
 }
 
+/// The shelves a conversation with this status and assignee is on ([`Topic::Rows`]).
+fn shelves_of(status: Status, assignee: Option<AgentId>) -> impl Iterator<Item = Shelf> {
+    let (first, second) = match (status, assignee) {
+        (Status::Closed, _) => (Shelf::Closed, None),
+        (Status::Snoozed, _) => (Shelf::Snoozed, None),
+        (Status::Open, None) => (Shelf::Unassigned, None),
+        (Status::Open, Some(a)) => (Shelf::Assigned, Some(Shelf::AssignedTo(a))),
+    };
+    std::iter::once(first).chain(second)
+}
+
+/// The shelves that hold every conversation `me` would see in `folders` (all folders:
+/// `None`), and maybe others: the socket still picks its rows with `rules::folder_of`.
+pub fn shelves_for(me: AgentId, folders: Option<&[Folder]>) -> Vec<Shelf> {
+    let mut shelves = Vec::new();
+    for f in folders.unwrap_or(&Folder::ALL) {
+        let shelf = match f {
+            Folder::Unassigned => Shelf::Unassigned,
+            Folder::Mine => Shelf::AssignedTo(me),
+            Folder::Others => Shelf::Assigned,
+            Folder::Snoozed => Shelf::Snoozed,
+            Folder::Closed => Shelf::Closed,
+        };
+        if !shelves.contains(&shelf) {
+            shelves.push(shelf);
+        }
+    }
+    // Mine is part of Assigned.
+    if shelves.contains(&Shelf::Assigned) {
+        shelves.retain(|s| !matches!(s, Shelf::AssignedTo(_)));
+    }
+    shelves
+}
+
 impl Routed for HubEvent {
     /// A conversation's new list row after a message, with its status and assignee
     /// unchanged: the inbox re-sorts, no count moves, nobody is waiting for it. Messages,
@@ -104,11 +138,17 @@ impl Routed for HubEvent {
     fn topics(&self) -> Vec<Topic> {
         match self {
             HubEvent::Message { message } => vec![Topic::Conversation(message.conversation_id)],
-            HubEvent::Conversation { summary, .. } => vec![
-                Topic::Agents,
-                Topic::Conversation(summary.conversation.id),
-                Topic::Visitor(summary.conversation.contact_id),
-            ],
+            HubEvent::Conversation { summary, .. } => {
+                let c = &summary.conversation;
+                let mut topics = vec![Topic::Conversation(c.id), Topic::Visitor(c.contact_id)];
+                if self.can_wait() {
+                    topics.extend(shelves_of(c.status, c.assignee_id).map(Topic::Rows));
+                } else {
+                    // New, or its status or assignee changed: every agent's counts may move.
+                    topics.push(Topic::Agents);
+                }
+                topics
+            }
             HubEvent::Deleted {
                 conversation_id, ..
             } => {
@@ -139,5 +179,71 @@ impl Routed for HubEvent {
             HubEvent::NodePresence { .. } => vec![],
             HubEvent::AgentChanged { agent_id } => vec![Topic::Agent(*agent_id), Topic::Agents],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn agent(id: i64) -> Agent {
+        Agent {
+            id: AgentId(id),
+            email: format!("a{id}@example.com"),
+            name: format!("Agent {id}"),
+            display_name: format!("A{id}"),
+            avatar_url: None,
+            role: Role::Agent,
+            access: Access::Full,
+            available: true,
+            notify_desktop: true,
+            notify_sound: true,
+            notify_all_messages: false,
+            deactivated: false,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// Every row a socket's folders show must reach it: for each status, assignee and set
+    /// of folders, a conversation in one of the folders is on one of their shelves.
+    #[test]
+    fn the_shelves_of_a_view_hold_every_conversation_in_it() {
+        let me = agent(1);
+        let mut conv: Conversation = serde_json::from_value(serde_json::json!({
+            "id": 7, "site_id": 1, "contact_id": 1, "channel": "web", "status": "open",
+            "assignee_id": null, "team_id": null, "snoozed_until": null, "closed_at": null,
+            "last_seq": 0, "last_visible_seq": 0, "last_visitor_seq": 0, "handoff_at": null,
+            "agent_took_part": false, "offline": false, "rating": null, "rating_comment": null,
+            "start_url": null, "visitor_read_seq": 0, "agent_read_seq": 0, "tags": [],
+            "created_at": "2026-11-22T00:00:00Z", "last_message_at": "2026-11-22T00:00:00Z"
+        }))
+        .expect("a conversation");
+        for mask in 0..(1u32 << Folder::ALL.len()) {
+            let folders: Vec<Folder> = (0..Folder::ALL.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| Folder::ALL[i])
+                .collect();
+            let shelves = shelves_for(me.id, Some(&folders));
+            for status in [Status::Open, Status::Snoozed, Status::Closed] {
+                for assignee in [None, Some(me.id), Some(AgentId(2))] {
+                    conv.status = status;
+                    conv.assignee_id = assignee;
+                    let shown = rules::folder_of(&me, &conv).is_some_and(|f| folders.contains(&f));
+                    let routed = shelves_of(status, assignee).any(|s| shelves.contains(&s));
+                    assert!(
+                        routed || !shown,
+                        "{status:?} {assignee:?} is shown in {folders:?} but not on {shelves:?}"
+                    );
+                }
+            }
+        }
+        // Without a view, every shelf; Mine alone is one agent's shelf, not all assigned.
+        assert_eq!(shelves_for(me.id, None).len(), 4);
+        assert_eq!(
+            shelves_for(me.id, Some(&[Folder::Mine])),
+            vec![Shelf::AssignedTo(me.id)]
+        );
+        assert!(!shelves_of(Status::Open, Some(AgentId(2))).any(|s| s == Shelf::AssignedTo(me.id)));
     }
 }

@@ -16,7 +16,7 @@ mod presence;
 mod registry;
 
 pub use presence::{AgentPresence, Presence, Viewers};
-pub use registry::{Connection, Recv, Registry, Topic};
+pub use registry::{Connection, Recv, Registry, Shelf, Topic};
 
 use std::sync::Arc;
 

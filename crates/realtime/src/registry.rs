@@ -22,6 +22,24 @@ pub enum Topic {
     Agent(AgentId),
     /// One visitor's own events (a new conversation started elsewhere).
     Visitor(ContactId),
+    /// List rows that move no count (a post to a conversation whose status and assignee
+    /// stay as they were), by where in the inbox the conversation is. An agent's socket
+    /// listens to the shelves of the folders it shows, so the rows of other folders are
+    /// not even queued for it (docs/performance.md, round 11).
+    Rows(Shelf),
+}
+
+/// Where a conversation sits in the inbox, for [`Topic::Rows`]. Which shelves make up a
+/// folder, and which shelves a conversation is on, the event type decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shelf {
+    Unassigned,
+    /// Open and assigned to anyone.
+    Assigned,
+    /// Open and assigned to this agent.
+    AssignedTo(AgentId),
+    Snoozed,
+    Closed,
 }
 
 struct Shared<E> {

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{HubEvent, Typist};
+use crate::events::{self, HubEvent, Typist};
 use crate::service;
 use crate::state::AppState;
 use crate::wire::*;
@@ -88,6 +88,9 @@ async fn run(state: AppState, by_cookie: Option<CurrentAgent>, socket: WebSocket
     let mut conn = state.registry.connect(session);
     conn.subscribe(Topic::Agents);
     conn.subscribe(Topic::Agent(me.agent.id));
+    for shelf in events::shelves_for(me.agent.id, None) {
+        conn.subscribe(Topic::Rows(shelf));
+    }
     if state.presence.connect(me.agent.id, me.agent.available) {
         crate::cluster::presence_changed(&state, &me.agent);
     }
@@ -311,6 +314,8 @@ impl Session {
     /// status or assignee changed): it is open here, or in a folder the socket shows, or
     /// just left one. Most rows are of posts to conversations in other folders, and each
     /// would be encoded, written and parsed for nothing (docs/performance.md, round 10).
+    /// The registry already routes such posts' rows by shelf (`events::shelves_for`), so
+    /// few of them reach this check; it decides exactly, by `rules::folder_of`.
     fn shows(&self, conv: &Conversation, before: Option<&Conversation>) -> bool {
         let Some(folders) = &self.folders else {
             return true;
@@ -701,6 +706,13 @@ impl Session {
                     if !shown.contains(&f) {
                         shown.push(f);
                     }
+                }
+                let id = self.me.id;
+                for shelf in events::shelves_for(id, self.folders.as_deref()) {
+                    conn.unsubscribe(Topic::Rows(shelf));
+                }
+                for shelf in events::shelves_for(id, Some(&shown)) {
+                    conn.subscribe(Topic::Rows(shelf));
                 }
                 self.folders = Some(shown);
                 true
