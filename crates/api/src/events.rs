@@ -177,31 +177,18 @@ impl Routed for HubEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-
-    fn agent(id: i64) -> Agent {
-        Agent {
-            id: AgentId(id),
-            email: format!("a{id}@example.com"),
-            name: format!("Agent {id}"),
-            display_name: format!("A{id}"),
-            avatar_url: None,
-            role: Role::Agent,
-            access: Access::Full,
-            available: true,
-            notify_desktop: true,
-            notify_sound: true,
-            notify_all_messages: false,
-            deactivated: false,
-            created_at: Utc::now(),
-        }
-    }
 
     /// Every row a socket's folders show must reach it: for each status, assignee and set
     /// of folders, a conversation in one of the folders is on one of their shelves.
     #[test]
     fn the_shelves_of_a_view_hold_every_conversation_in_it() {
-        let me = agent(1);
+        let me: Agent = serde_json::from_value(serde_json::json!({
+            "id": 1, "email": "a1@example.com", "name": "Agent 1", "display_name": "A1",
+            "avatar_url": null, "role": "agent", "access": "full", "available": true,
+            "notify_desktop": true, "notify_sound": true, "notify_all_messages": false,
+            "deactivated": false, "created_at": "2026-11-22T00:00:00Z"
+        }))
+        .expect("an agent");
         let mut conv: Conversation = serde_json::from_value(serde_json::json!({
             "id": 7, "site_id": 1, "contact_id": 1, "channel": "web", "status": "open",
             "assignee_id": null, "team_id": null, "snoozed_until": null, "closed_at": null,
