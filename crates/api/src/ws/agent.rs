@@ -707,12 +707,16 @@ impl Session {
                         shown.push(f);
                     }
                 }
+                // The new shelves first: a shelf in both views is never left for a moment.
                 let id = self.me.id;
-                for shelf in events::shelves_for(id, self.folders.as_deref()) {
-                    conn.unsubscribe(Topic::Rows(shelf));
-                }
-                for shelf in events::shelves_for(id, Some(&shown)) {
+                let shelves: Vec<_> = events::shelves_for(id, Some(&shown)).collect();
+                for &shelf in &shelves {
                     conn.subscribe(Topic::Rows(shelf));
+                }
+                for shelf in events::shelves_for(id, self.folders.as_deref()) {
+                    if !shelves.contains(&shelf) {
+                        conn.unsubscribe(Topic::Rows(shelf));
+                    }
                 }
                 self.folders = Some(shown);
                 true
