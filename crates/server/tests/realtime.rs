@@ -360,12 +360,9 @@ async fn restricted_agents_hear_nothing_of_conversations_they_cannot_see() {
         f["summary"]["conversation"]["id"] == visible
     })
     .await;
-    let leaked: Vec<_> = rs
-        .pending
-        .iter()
-        .filter(|f| f["conversation_id"] == hidden || f["summary"]["conversation"]["id"] == hidden)
-        .cloned()
-        .collect();
+    let leaked = rs.pending_where(|f| {
+        f["conversation_id"] == hidden || f["summary"]["conversation"]["id"] == hidden
+    });
     assert!(leaked.is_empty(), "leaked: {leaked:?}");
 }
 
@@ -489,12 +486,9 @@ async fn list_rows_come_only_for_the_folders_a_socket_shows() {
         .await;
     // Into Mine: its row comes.
     assign_and_hear(&owner, &mut inbox, elsewhere, owner.id).await;
-    let early: Vec<_> = inbox
-        .pending
-        .iter()
-        .filter(|f| f["type"] == "conversation" && f["summary"]["conversation"]["id"] == elsewhere)
-        .cloned()
-        .collect();
+    let early = inbox.pending_where(|f| {
+        f["type"] == "conversation" && f["summary"]["conversation"]["id"] == elsewhere
+    });
     assert!(early.is_empty(), "rows from outside the view: {early:?}");
     // Out of Mine: the row that says it left still comes, later ones no more.
     assign_and_hear(&owner, &mut inbox, elsewhere, colleague.id).await;
@@ -510,14 +504,9 @@ async fn list_rows_come_only_for_the_folders_a_socket_shows() {
             f["summary"]["conversation"]["id"] == sentinel
         })
         .await;
-    let leaked: Vec<_> = inbox
-        .pending
-        .iter()
-        .filter(|f| {
-            f["type"] == "conversation" && f["summary"]["last_message"]["body"] == "now in Others"
-        })
-        .cloned()
-        .collect();
+    let leaked = inbox.pending_where(|f| {
+        f["type"] == "conversation" && f["summary"]["last_message"]["body"] == "now in Others"
+    });
     assert!(leaked.is_empty(), "rows from outside the view: {leaked:?}");
     // Bad input: an unknown folder is an error frame, and the view stays as it was.
     inbox

@@ -454,6 +454,11 @@ impl Socket {
         }
     }
 
+    /// The frames received but not taken yet that match `f` (to check that none came).
+    pub fn pending_where(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.pending.iter().filter(|v| f(v)).cloned().collect()
+    }
+
     /// The next frame of `type`, in order, among those not yet taken.
     pub async fn next_of(&mut self, ty: &str) -> Value {
         self.expect_where(ty, |_| true).await
