@@ -281,6 +281,17 @@ async fn fresh(
     Ok((server, s, dir))
 }
 
+/// Agents for the relay, which checks nobody: ids only.
+fn fake_agents(n: usize) -> Vec<worker::AgentCred> {
+    (0..n)
+        .map(|i| worker::AgentCred {
+            id: i as i64 + 1,
+            cookie: String::new(),
+            csrf: String::new(),
+        })
+        .collect()
+}
+
 /// Fails on any sign of loss, duplication or error.
 fn check(v: &Value, keys: &[&str]) -> anyhow::Result<()> {
     for k in keys {
@@ -395,13 +406,7 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
     let mut out = json!({"params": {"visitors": visitors, "agents": agents, "workers": workers, "step_secs": secs, "rates": rates}, "confab": r?});
     if c.ceiling {
         let relay = Server::relay(None).await?;
-        let fake: Vec<worker::AgentCred> = (0..agents)
-            .map(|i| worker::AgentCred {
-                id: i as i64 + 1,
-                cookie: String::new(),
-                csrf: String::new(),
-            })
-            .collect();
+        let fake = fake_agents(agents);
         let r = rate_run(
             &relay, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke,
         )
@@ -560,13 +565,7 @@ async fn reconnect(c: &Ctx, a: &StormArgs) -> anyhow::Result<Value> {
         json!({"params": {"n": n, "per_conv": per_conv, "workers": workers}, "confab": r?});
     if c.ceiling {
         let relay = Server::relay(None).await?;
-        let fake: Vec<worker::AgentCred> = (0..agents)
-            .map(|i| worker::AgentCred {
-                id: i as i64 + 1,
-                cookie: String::new(),
-                csrf: String::new(),
-            })
-            .collect();
+        let fake = fake_agents(agents);
         let r = storm_run(&relay, "relay", true, &fake, n, workers, per_conv).await;
         relay.stop().await;
         out["ceiling"] = r?;
@@ -628,46 +627,29 @@ async fn busy_day(c: &Ctx, a: &DayArgs) -> anyhow::Result<Value> {
     let agents = pick(a.agents, 8, 2, c.smoke);
     let workers = pick(a.workers, 2, 2, c.smoke).min(agents);
     eprintln!("busy day: {n} conversations of {messages} messages, {concurrency} at once");
+    let day = Day {
+        conversations: n,
+        messages,
+        concurrency,
+        workers,
+    };
     let (server, s, dir) = fresh(c, agents).await?;
-    let r = async {
-        let mut pool = Pool::start(workers, 2, &server.base, &s.site_key, false, &s.agents).await?;
-        let cpu0 = util::cpu_secs(server.pid);
-        let t = Instant::now();
-        let per = n.div_ceil(workers);
-        let r = pool
-            .all(|_| Cmd::BusyDay { conversations: per, messages, concurrency: concurrency.div_ceil(workers) })
-            .await?;
-        let wall = t.elapsed().as_secs_f64();
-        let cpu = util::cpu_secs(server.pid) - cpu0;
-        let hwm = util::hwm_kib(server.pid);
-        let rss = util::rss_kib(server.pid);
-        let _ = pool.all(|_| Cmd::Close).await;
-        pool.quit().await;
-        let mut h = util::hist();
-        for w in &r {
-            h.add(util::hist_from_b64(w["ack"].as_str().unwrap_or(""))?).ok();
-        }
-        let db_bytes: u64 = std::fs::read_dir(dir.path())?
-            .filter_map(|e| e.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        let convs = per * workers;
-        Ok::<_, anyhow::Error>(json!({
-            "conversations": convs, "messages": sum(&r, "acked"),
-            "wall_secs": r2(wall), "server_cpu_secs": r2(cpu), "server_cpu_cores": r2(cpu / wall),
-            "peak_rss_mib": r2(hwm as f64 / 1024.0), "end_rss_mib": r2(rss as f64 / 1024.0),
-            "messages_per_s": (sum(&r, "acked") / wall).round(),
-            "conversations_per_s": r2(convs as f64 / wall),
-            "send_to_ack": util::lat(&h),
-            "db_mib": r2(db_bytes as f64 / 1048576.0),
-            "failed": sum(&r, "failed"), "errors": sum(&r, "errors"), "dup": sum(&r, "dup"), "gap": sum(&r, "gap"),
-            "first_error": first_error(&r),
-        }))
-    }
-    .await;
+    let r = day_run(&server, &s.site_key, false, &s.agents, &day, dir.path()).await;
     server.stop().await;
     let mut out = json!({"params": {"conversations": n, "messages": messages, "concurrency": concurrency, "agents": agents, "workers": workers}, "confab": r?});
+    check(&out["confab"], &["failed", "errors", "dup", "gap"])?;
     if c.ceiling {
+        // The same day through the persisting relay: the same requests, sockets and
+        // messages, each write one row through the group commit, with the work removed.
+        let d = tempfile::tempdir()?;
+        let relay = Server::relay(Some(d.path())).await?;
+        let r = day_run(&relay, "relay", true, &fake_agents(agents), &day, d.path()).await;
+        relay.stop().await;
+        out["ceiling"]["relay"] = r?;
+        check(
+            &out["ceiling"]["relay"],
+            &["failed", "errors", "dup", "gap"],
+        )?;
         // What the storage alone allows for the same number of stored messages.
         let d = tempfile::tempdir()?;
         let sq = ceiling::sqlite(
@@ -678,10 +660,70 @@ async fn busy_day(c: &Ctx, a: &DayArgs) -> anyhow::Result<Value> {
         .await?;
         let rate = sq["inserts_per_s"].as_f64().unwrap_or(1.0).max(1.0);
         let msgs = out["confab"]["messages"].as_f64().unwrap_or(0.0);
-        out["ceiling"] = json!({"sqlite": sq, "wall_secs_for_messages": r2(msgs / rate)});
+        out["ceiling"]["sqlite"] = sq;
+        out["ceiling"]["wall_secs_for_messages"] = json!(r2(msgs / rate));
     }
-    check(&out["confab"], &["failed", "errors", "dup", "gap"])?;
     Ok(out)
+}
+
+/// The size of a busy day.
+struct Day {
+    conversations: usize,
+    messages: usize,
+    concurrency: usize,
+    workers: usize,
+}
+
+/// Replays `day` against `server` (Confab, or the relay with `relay`) and measures it;
+/// `data` is the folder whose files are its database.
+async fn day_run(
+    server: &Server,
+    site_key: &str,
+    relay: bool,
+    agents: &[worker::AgentCred],
+    day: &Day,
+    data: &std::path::Path,
+) -> anyhow::Result<Value> {
+    let workers = day.workers;
+    let mut pool = Pool::start(workers, 2, &server.base, site_key, relay, agents).await?;
+    let cpu0 = util::cpu_secs(server.pid);
+    let t = Instant::now();
+    let per = day.conversations.div_ceil(workers);
+    let r = pool
+        .all(|_| Cmd::BusyDay {
+            conversations: per,
+            messages: day.messages,
+            concurrency: day.concurrency.div_ceil(workers),
+        })
+        .await?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = util::cpu_secs(server.pid) - cpu0;
+    let hwm = util::hwm_kib(server.pid);
+    let rss = util::rss_kib(server.pid);
+    let _ = pool.all(|_| Cmd::Close).await;
+    pool.quit().await;
+    let mut h = util::hist();
+    for w in &r {
+        h.add(util::hist_from_b64(w["ack"].as_str().unwrap_or(""))?)
+            .ok();
+    }
+    let db_bytes: u64 = std::fs::read_dir(data)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let convs = per * workers;
+    Ok(json!({
+        "conversations": convs, "messages": sum(&r, "acked"),
+        "http_requests": sum(&r, "http_requests"),
+        "wall_secs": r2(wall), "server_cpu_secs": r2(cpu), "server_cpu_cores": r2(cpu / wall),
+        "peak_rss_mib": r2(hwm as f64 / 1024.0), "end_rss_mib": r2(rss as f64 / 1024.0),
+        "messages_per_s": (sum(&r, "acked") / wall).round(),
+        "conversations_per_s": r2(convs as f64 / wall),
+        "send_to_ack": util::lat(&h),
+        "db_mib": r2(db_bytes as f64 / 1048576.0),
+        "failed": sum(&r, "failed"), "errors": sum(&r, "errors"), "dup": sum(&r, "dup"), "gap": sum(&r, "gap"),
+        "first_error": first_error(&r),
+    }))
 }
 
 // -------------------------------------------------------------------- ceilings alone

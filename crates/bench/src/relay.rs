@@ -9,14 +9,28 @@
 //! durability as the server) and acked and relayed only once its batch is on disk, in
 //! the order it arrived on its socket. That is the least a persisted, acknowledged,
 //! delivered message costs on this machine; resume still reads the in-memory log.
+//!
+//! On the same port it answers the HTTP requests of the busy day's conversations (hyper
+//! and axum, as the server): the widget script, its settings, a visitor session, page
+//! views, the start of a conversation, its assignment and its close. Each write is one
+//! row through the same group commit, answered once it is on disk; nothing is checked.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
-use tokio::net::TcpListener;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -71,20 +85,117 @@ pub async fn run(listen: &str, store: Option<&Path>) -> anyhow::Result<()> {
     let config = WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(4 * 1024);
+    let routes = day_routes(store.clone());
     let mut next_id = 0u64;
     loop {
         let (stream, _) = listener.accept().await?;
         next_id += 1;
         let id = next_id;
-        let (convs, store) = (convs.clone(), store.clone());
+        let (convs, store, routes) = (convs.clone(), store.clone(), routes.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            if !asks_for_socket(&stream).await {
+                // Boxed: an idle socket's task stays the size of the socket's own future.
+                let http = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(routes));
+                let _ = Box::pin(http).await;
+            } else if let Ok(ws) =
+                tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
             {
                 conn(id, ws, convs, store).await;
             }
         });
     }
+}
+
+/// Whether a new connection asks for one of Confab's socket paths (the rest go to the
+/// HTTP routes), read from its first bytes without taking them off the socket.
+async fn asks_for_socket(stream: &TcpStream) -> bool {
+    const SOCKETS: [&[u8]; 2] = [b"GET /api/v1/ws", b"GET /api/v1/widget/ws"];
+    let mut head = [0u8; 21];
+    for _ in 0..1000 {
+        let n = match stream.peek(&mut head).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let seen = &head[..n];
+        if SOCKETS.iter().any(|p| seen.starts_with(p)) {
+            return true;
+        }
+        // Only the start of a request line so far, which may still become a socket's.
+        if n == head.len() || !SOCKETS.iter().any(|p| p.starts_with(seen)) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+/// The busy day's HTTP requests, with the work removed.
+fn day_routes(store: Option<mpsc::Sender<Post>>) -> Router {
+    Router::new()
+        .route("/widget.js", get(|| async { WIDGET.as_slice() }))
+        .route(
+            "/api/v1/widget/config",
+            get(|| async { Json(json!({"name": "relay", "online": true})) }),
+        )
+        .route("/api/v1/widget/sessions", post(session))
+        .route("/api/v1/widget/page-views", post(page_view))
+        .route("/api/v1/widget/conversations", post(start))
+        .route("/api/v1/conversations/{id}/{change}", post(change))
+        .with_state(Arc::new(Day {
+            store,
+            next: AtomicI64::new(1),
+        }))
+}
+
+/// As many bytes as Confab's widget script sends a browser (gzipped, about 15 KiB).
+static WIDGET: [u8; 15 * 1024] = [b' '; 15 * 1024];
+
+struct Day {
+    store: Option<mpsc::Sender<Post>>,
+    /// Session tokens and conversation ids.
+    next: AtomicI64,
+}
+
+impl Day {
+    /// Stores `row` under `conv` (one insert through the group commit) and waits until
+    /// it is on disk.
+    async fn store(&self, conv: i64, row: String) -> Result<(), StatusCode> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        let gone = StatusCode::SERVICE_UNAVAILABLE;
+        store.send((conv, row, tx)).await.map_err(|_| gone)?;
+        rx.await.map(drop).map_err(|_| gone)
+    }
+}
+
+async fn session(State(day): State<Arc<Day>>, body: String) -> Result<Json<Value>, StatusCode> {
+    let id = day.next.fetch_add(1, Relaxed);
+    day.store(0, body).await?;
+    Ok(Json(json!({"token": format!("v:day:{id}")})))
+}
+
+async fn page_view(State(day): State<Arc<Day>>, body: String) -> Result<StatusCode, StatusCode> {
+    day.store(0, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start(State(day): State<Arc<Day>>, body: String) -> Result<Json<Value>, StatusCode> {
+    let id = day.next.fetch_add(1, Relaxed);
+    day.store(id, body).await?;
+    Ok(Json(json!({"id": id})))
+}
+
+/// An assignment or a close.
+async fn change(
+    State(day): State<Arc<Day>>,
+    axum::extract::Path((id, change)): axum::extract::Path<(i64, String)>,
+) -> Result<Json<Value>, StatusCode> {
+    day.store(id, change).await?;
+    Ok(Json(json!({"id": id})))
 }
 
 /// A send waiting for its commit: conversation, client id, body, the commit's answer.
@@ -202,5 +313,48 @@ async fn conn(
         if let Some(c) = g.get_mut(&cid) {
             c.subs.retain(|(i, _)| *i != id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A connected pair: what the client writes, and the relay's end of it.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (client, listener.accept().await.unwrap().0)
+    }
+
+    async fn asks(parts: &[&str]) -> bool {
+        let (mut client, server) = pair().await;
+        let writer = async {
+            for p in parts {
+                client.write_all(p.as_bytes()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let (asked, ()) = tokio::join!(asks_for_socket(&server), writer);
+        // Peeked, not taken: the request is still there for whoever serves it.
+        let mut head = [0u8; 3];
+        let n = server.peek(&mut head).await.unwrap();
+        assert_eq!(&head[..n], &parts[0].as_bytes()[..n]);
+        asked
+    }
+
+    #[tokio::test]
+    async fn sockets_and_requests_are_told_apart_by_their_request_line() {
+        assert!(asks(&["GET /api/v1/ws HTTP/1.1\r\n"]).await);
+        assert!(asks(&["GET /api/v1/widget/ws?site_key=k HTTP/1.1\r\n"]).await);
+        // A request line that comes in pieces is waited for.
+        assert!(asks(&["GET /api/v", "1/widget/w", "s?site_key=k HTTP/1.1\r\n"]).await);
+        assert!(!asks(&["GET /widget.js HTTP/1.1\r\n"]).await);
+        assert!(!asks(&["GET /api/v1/widget/config?site_key=k HTTP/1.1\r\n"]).await);
+        assert!(!asks(&["POST /api/v1/widget/sessions HTTP/1.1\r\n"]).await);
+        assert!(!asks(&["GET /api/v", "1/conversations/1 HTTP/1.1\r\n"]).await);
     }
 }
