@@ -16,6 +16,7 @@
 //! `synchronous = FULL`, never at the same time as a batch.
 
 mod conns;
+mod inline;
 mod rows;
 mod writer;
 
@@ -88,6 +89,8 @@ const INSERT_NOTIFICATION: &str =
 #[derive(Clone)]
 pub struct SqliteStore {
     read: Arc<Conns>,
+    /// Lookups by key, on the calling thread (see `inline.rs`).
+    point: Arc<inline::Inline>,
     write: Arc<Conns>,
     /// The writer thread's queue: every write to a conversation's timeline.
     writes: mpsc::Sender<(writer::Op, writer::Reply)>,
@@ -173,6 +176,7 @@ impl SqliteStore {
         )?;
         Ok(Self {
             read,
+            point: Arc::new(inline::Inline::new(path, READER_CACHE_KIB)),
             write,
             writes: tx,
             batches_rewritten,
@@ -192,6 +196,19 @@ impl SqliteStore {
     /// A read connection (the file in WAL mode: reads never wait for the writer).
     async fn reader(&self) -> Result<Conn<'_>> {
         self.read.get().await
+    }
+
+    /// The first row of `sql` for `key`, read on this thread (`inline.rs`): for lookups
+    /// of one row by a unique key only. `NotFound(what)` when there is none.
+    fn point<T>(
+        &self,
+        sql: &str,
+        key: impl rusqlite::Params,
+        what: &'static str,
+        map: impl FnOnce(&Named<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.point
+            .read(|conn| writer::one(conn, sql, key, what, map))
     }
 
     /// The one write connection (for everything but the timeline's writes).
@@ -241,6 +258,14 @@ impl SqliteStore {
         .await
         .not_found("conversation")?;
         conversation(&row)
+    }
+}
+
+/// A lookup's `NotFound` as `None`.
+fn absent_as_none<T>(found: Result<T>) -> Result<Option<T>> {
+    match found {
+        Err(StoreError::NotFound(_)) => Ok(None),
+        other => other.map(Some),
     }
 }
 
@@ -359,12 +384,9 @@ impl Store for SqliteStore {
     }
 
     async fn agent(&self, id: AgentId) -> Result<Agent> {
-        let row = sqlx::query(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
-            .bind(id.0)
-            .fetch_one(&mut *self.reader().await?)
-            .await
-            .not_found("agent")?;
-        agent(&row)
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"));
+        self.point(&SQL, [id.0], "agent", |r| agent(r))
     }
 
     async fn agent_credentials(&self, email: &str) -> Result<Option<(Agent, String)>> {
@@ -450,20 +472,19 @@ impl Store for SqliteStore {
                  WHERE token_hash = ? AND expires_at > ?) s ON s.agent_id = agents.id"
             )
         });
-        let row = sqlx::query(&SQL)
-            .bind(token_hash)
-            .bind(us(now))
-            .fetch_optional(&mut *self.reader().await?)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(AgentSession {
-                agent: agent(&r)?,
-                csrf_token: r.try_get("csrf_token").map_err(db_err)?,
-                expires_at: from_us(r.try_get("expires_at").map_err(db_err)?),
-            })
-        })
-        .transpose()
+        let found = self.point(
+            &SQL,
+            rusqlite::params![token_hash, us(now)],
+            "session",
+            |r| {
+                Ok(AgentSession {
+                    agent: agent(r)?,
+                    csrf_token: r.text("csrf_token")?,
+                    expires_at: from_us(r.int("expires_at")?),
+                })
+            },
+        );
+        absent_as_none(found)
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -669,14 +690,9 @@ impl Store for SqliteStore {
     }
 
     async fn contact(&self, id: ContactId) -> Result<Contact> {
-        let row = sqlx::query(&format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?"
-        ))
-        .bind(id.0)
-        .fetch_one(&mut *self.reader().await?)
-        .await
-        .not_found("contact")?;
-        contact(&row)
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ?"));
+        self.point(&SQL, [id.0], "contact", |r| contact(r))
     }
 
     async fn update_contact(&self, id: ContactId, p: ContactPatch) -> Result<Contact> {
@@ -874,16 +890,17 @@ impl Store for SqliteStore {
     }
 
     async fn visitor_session(&self, token_hash: &str) -> Result<Option<VisitorSession>> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT site_id, contact_id FROM visitor_sessions WHERE token_hash = ?")
-                .bind(token_hash)
-                .fetch_optional(&mut *self.reader().await?)
-                .await
-                .map_err(db_err)?;
-        Ok(row.map(|(s, c)| VisitorSession {
-            site_id: SiteId(s),
-            contact_id: ContactId(c),
-        }))
+        absent_as_none(self.point(
+            "SELECT site_id, contact_id FROM visitor_sessions WHERE token_hash = ?",
+            [token_hash],
+            "visitor session",
+            |r| {
+                Ok(VisitorSession {
+                    site_id: SiteId(r.int("site_id")?),
+                    contact_id: ContactId(r.int("contact_id")?),
+                })
+            },
+        ))
     }
 
     async fn repoint_visitor_session(&self, token_hash: &str, contact: ContactId) -> Result<()> {
@@ -904,8 +921,9 @@ impl Store for SqliteStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Conversation> {
-        let mut conn = self.reader().await?;
-        Ok(Self::conversation_row(&mut conn, id).await?.conversation)
+        self.point
+            .read(|conn| writer::conversation_row(conn, id))
+            .map(|row| row.conversation)
     }
 
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Vec<ConversationSummary>> {
@@ -1190,15 +1208,13 @@ impl Store for SqliteStore {
     }
 
     async fn agent_read_seq(&self, id: ConversationId, agent: AgentId) -> Result<Seq> {
-        let v: Option<i64> = sqlx::query_scalar(
+        let seq = self.point(
             "SELECT seq FROM agent_reads WHERE agent_id = ? AND conversation_id = ?",
-        )
-        .bind(agent.0)
-        .bind(id.0)
-        .fetch_optional(&mut *self.reader().await?)
-        .await
-        .map_err(db_err)?;
-        Ok(v.unwrap_or(0))
+            [agent.0, id.0],
+            "read position",
+            |r| r.int("seq"),
+        );
+        Ok(absent_as_none(seq)?.unwrap_or(0))
     }
 
     async fn mark_read_by_visitor(&self, id: ConversationId, visible_seq: Seq) -> Result<Seq> {

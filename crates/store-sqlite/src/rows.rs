@@ -37,21 +37,21 @@ pub const AGENT_COLUMNS: &str =
     "id, email, name, display_name, avatar_url, role, access, available, \
     notify_desktop, notify_sound, notify_all_messages, deactivated, created_at";
 
-pub fn agent(r: &SqliteRow) -> Result<Agent> {
+pub fn agent(r: &impl Cols) -> Result<Agent> {
     Ok(Agent {
-        id: AgentId(r.get("id")),
-        email: r.get("email"),
-        name: r.get("name"),
-        display_name: r.get("display_name"),
-        avatar_url: r.get("avatar_url"),
-        role: parse(r.get::<&str, _>("role"))?,
-        access: parse(r.get::<&str, _>("access"))?,
-        available: r.get("available"),
-        notify_desktop: r.get("notify_desktop"),
-        notify_sound: r.get("notify_sound"),
-        notify_all_messages: r.get("notify_all_messages"),
-        deactivated: r.get("deactivated"),
-        created_at: from_us(r.get("created_at")),
+        id: AgentId(r.int("id")?),
+        email: r.text("email")?,
+        name: r.text("name")?,
+        display_name: r.text("display_name")?,
+        avatar_url: r.opt_text("avatar_url")?,
+        role: parse(&r.text("role")?)?,
+        access: parse(&r.text("access")?)?,
+        available: r.flag("available")?,
+        notify_desktop: r.flag("notify_desktop")?,
+        notify_sound: r.flag("notify_sound")?,
+        notify_all_messages: r.flag("notify_all_messages")?,
+        deactivated: r.flag("deactivated")?,
+        created_at: from_us(r.int("created_at")?),
     })
 }
 

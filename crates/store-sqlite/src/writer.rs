@@ -509,7 +509,7 @@ fn index_search(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn db_err(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
     match e {
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("row"),
@@ -532,7 +532,7 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 }
 
 /// The first row of a query, mapped; `NotFound(what)` when there is none.
-fn one<T>(
+pub(crate) fn one<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
@@ -547,7 +547,7 @@ fn one<T>(
     }
 }
 
-fn conversation_row(conn: &Connection, id: ConversationId) -> Result<ConversationRow> {
+pub(crate) fn conversation_row(conn: &Connection, id: ConversationId) -> Result<ConversationRow> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?")
     });
