@@ -479,66 +479,35 @@ async fn rate_run(
     let mut first_err = Value::Null;
     let mut best = 0.0f64;
     for (k, &rate) in rates.iter().enumerate() {
-        let start_ns = util::now_ns() + 300_000_000;
-        let cpu0 = util::cpu_secs(server.pid);
-        let t0 = Instant::now();
-        let r = pool
-            .all(|_| Cmd::Rate {
-                step: k,
-                rate: rate / workers as f64,
-                secs,
-                start_ns,
-                drain_secs: 10.0,
-            })
-            .await?;
-        let cpu = util::cpu_secs(server.pid) - cpu0;
-        let wall = t0.elapsed().as_secs_f64();
-        let mut h = [util::hist(), util::hist(), util::hist()];
-        for w in &r {
-            for (i, key) in ["v2a", "a2v", "ack"].iter().enumerate() {
-                h[i].add(util::hist_from_b64(w[*key].as_str().unwrap_or(""))?)
-                    .ok();
+        let mut tries = vec![rate_step(&mut pool, server, k, rate, workers, secs).await?];
+        // A failed step runs once more, for Confab and its ceilings alike: on this VM one
+        // stall of the disk can fail a 10 s step (docs/performance.md, round 12). Only
+        // speed gets a second chance: loss, duplicates and errors of either try count.
+        if !tries[0].passed() && !smoke {
+            eprintln!("  step {rate:>7} msg/s failed; once more");
+            // Its own step number: the messages' client ids come from it.
+            tries.push(rate_step(&mut pool, server, RETRY + k, rate, workers, secs).await?);
+        }
+        for t in &tries {
+            errors += t.errors;
+            dup += t.dup;
+            gap += t.gap;
+            lost += t.lost;
+            if first_err.is_null() {
+                first_err = t.first_error.clone();
             }
         }
-        let sent = sum(&r, "sent_v") + sum(&r, "sent_a");
-        let acked = sum(&r, "acked_v") + sum(&r, "acked_a");
-        let deliv_v2a = sum(&r, "deliv_v2a");
-        let deliv_a2v = sum(&r, "deliv_a2v");
-        let last_ack = max(&r, "last_ack_ns");
-        let span = ((last_ack - start_ns as f64) / 1e9).max(secs);
-        let achieved = acked / span;
-        let step_errors = sum(&r, "errors");
-        let unacked = sent - acked - step_errors;
-        let step_lost =
-            (sum(&r, "acked_v") - deliv_v2a).max(0.0) + (sum(&r, "acked_a") - deliv_a2v).max(0.0);
-        let (v2a, a2v, ack) = (util::lat(&h[0]), util::lat(&h[1]), util::lat(&h[2]));
-        let p99 = v2a.p99_ms.max(a2v.p99_ms);
-        let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
-        eprintln!(
-            "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores",
-            achieved, v2a.p50_ms, v2a.p99_ms, v2a.p999_ms, a2v.p50_ms, a2v.p99_ms, cpu / wall
-        );
-        if sustained && p99 <= 50.0 {
-            best = best.max(achieved);
+        let last = tries.pop().expect("one try at least");
+        if last.passed() {
+            best = best.max(last.achieved);
         }
-        errors += step_errors;
-        dup += sum(&r, "dup");
-        gap += sum(&r, "gap");
-        if unacked <= 0.0 {
-            // Loss only counts once everything was acknowledged within the drain.
-            lost += step_lost;
+        let passed = last.passed();
+        let mut json = last.json;
+        if let Some(first) = tries.pop() {
+            json["first_try"] = first.json;
         }
-        if first_err.is_null() {
-            first_err = first_error(&r);
-        }
-        steps.push(json!({
-            "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
-            "acked_per_s": achieved.round(), "sustained": sustained,
-            "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
-            "lost": step_lost, "dup": sum(&r, "dup"), "errors": step_errors, "resyncs": sum(&r, "resyncs"),
-            "server_cpu_cores": r2(cpu / wall),
-        }));
-        if (p99 > 50.0 || !sustained) && !smoke {
+        steps.push(json);
+        if !passed && !smoke {
             break;
         }
     }
@@ -548,6 +517,99 @@ async fn rate_run(
         "steps": steps, "best_sustained_per_s": best.round(),
         "errors": errors, "dup": dup, "gap": gap, "lost": lost, "first_error": first_err,
     }))
+}
+
+/// Step numbers of second tries start here (the warm-up is step 999).
+const RETRY: usize = 500;
+
+/// One step of the throughput scenario, measured.
+struct Step {
+    json: Value,
+    achieved: f64,
+    p99: f64,
+    sustained: bool,
+    errors: f64,
+    dup: f64,
+    gap: f64,
+    /// Acknowledged but not delivered (counted once everything was acknowledged).
+    lost: f64,
+    first_error: Value,
+}
+
+impl Step {
+    /// Sustained, with p99 delivery within 50 ms.
+    fn passed(&self) -> bool {
+        self.sustained && self.p99 <= 50.0
+    }
+}
+
+/// Offers `rate` msg/s for `secs` (step number `k`) and measures what came of it.
+async fn rate_step(
+    pool: &mut Pool,
+    server: &Server,
+    k: usize,
+    rate: f64,
+    workers: usize,
+    secs: f64,
+) -> anyhow::Result<Step> {
+    let start_ns = util::now_ns() + 300_000_000;
+    let cpu0 = util::cpu_secs(server.pid);
+    let t0 = Instant::now();
+    let r = pool
+        .all(|_| Cmd::Rate {
+            step: k,
+            rate: rate / workers as f64,
+            secs,
+            start_ns,
+            drain_secs: 10.0,
+        })
+        .await?;
+    let cpu = util::cpu_secs(server.pid) - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    let mut h = [util::hist(), util::hist(), util::hist()];
+    for w in &r {
+        for (i, key) in ["v2a", "a2v", "ack"].iter().enumerate() {
+            h[i].add(util::hist_from_b64(w[*key].as_str().unwrap_or(""))?)
+                .ok();
+        }
+    }
+    let sent = sum(&r, "sent_v") + sum(&r, "sent_a");
+    let acked = sum(&r, "acked_v") + sum(&r, "acked_a");
+    let deliv_v2a = sum(&r, "deliv_v2a");
+    let deliv_a2v = sum(&r, "deliv_a2v");
+    let last_ack = max(&r, "last_ack_ns");
+    let span = ((last_ack - start_ns as f64) / 1e9).max(secs);
+    let achieved = acked / span;
+    let errors = sum(&r, "errors");
+    let unacked = sent - acked - errors;
+    let step_lost =
+        (sum(&r, "acked_v") - deliv_v2a).max(0.0) + (sum(&r, "acked_a") - deliv_a2v).max(0.0);
+    let (v2a, a2v, ack) = (util::lat(&h[0]), util::lat(&h[1]), util::lat(&h[2]));
+    let p99 = v2a.p99_ms.max(a2v.p99_ms);
+    let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
+    eprintln!(
+        "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores",
+        achieved, v2a.p50_ms, v2a.p99_ms, v2a.p999_ms, a2v.p50_ms, a2v.p99_ms, cpu / wall
+    );
+    let json = json!({
+        "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
+        "acked_per_s": achieved.round(), "sustained": sustained,
+        "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
+        "lost": step_lost, "dup": sum(&r, "dup"), "errors": errors, "resyncs": sum(&r, "resyncs"),
+        "server_cpu_cores": r2(cpu / wall),
+    });
+    Ok(Step {
+        json,
+        achieved,
+        p99,
+        sustained,
+        errors,
+        dup: sum(&r, "dup"),
+        gap: sum(&r, "gap"),
+        // Loss only counts once everything was acknowledged within the drain.
+        lost: if unacked <= 0.0 { step_lost } else { 0.0 },
+        first_error: first_error(&r),
+    })
 }
 
 // -------------------------------------------------------------------- reconnect storm

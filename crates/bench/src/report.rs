@@ -225,8 +225,13 @@ pub fn markdown(all: &Value) -> String {
             let kc = k
                 .map(|k| {
                     format!(
-                        "{}, {} / {}, {}, {}",
+                        "{}{}, {} / {}, {}, {}",
                         f(&k["acked_per_s"]),
+                        if k["first_try"].is_object() {
+                            " (second try)"
+                        } else {
+                            ""
+                        },
                         f(&k["visitor_to_agent"]["p50_ms"]),
                         f(&k["visitor_to_agent"]["p99_ms"]),
                         f(&k["agent_to_visitor"]["p99_ms"]),
@@ -254,10 +259,10 @@ pub fn markdown(all: &Value) -> String {
                 "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} | {} |",
                 f(&rate),
                 f(&st["acked_per_s"]),
-                if st["sustained"] == json!(true) {
-                    ""
-                } else {
-                    " (not sustained)"
+                match (st["sustained"] == json!(true), st["first_try"].is_object()) {
+                    (true, false) => "",
+                    (true, true) => " (second try)",
+                    (false, _) => " (not sustained)",
                 },
                 f(&a["p50_ms"]),
                 f(&a["p99_ms"]),
