@@ -71,7 +71,13 @@ pub async fn visitor_message(state: &AppState, m: &Message) -> Option<VisitorMes
 /// Publishes what a committed change wrote, then the conversation's new state.
 pub async fn publish_change(state: &AppState, changed: &Changed) {
     publish_messages(state, &changed.written);
-    publish_conversation(state, &changed.conversation, Some(&changed.before)).await;
+    match &changed.summary {
+        Some(summary) => {
+            let (conversation, before) = (&changed.conversation, Some(&changed.before));
+            publish_summary(state, summary.clone(), conversation, before, false).await
+        }
+        None => publish_conversation(state, &changed.conversation, Some(&changed.before)).await,
+    }
 }
 
 fn publish_messages(state: &AppState, written: &[Message]) {

@@ -1540,6 +1540,7 @@ impl Store for PgStore {
                 before,
                 conversation: conv,
                 written: vec![],
+                summary: None,
             });
         }
         conv.assignee_id = new_assignee;
@@ -1551,6 +1552,7 @@ impl Store for PgStore {
             before,
             conversation: conv,
             written,
+            summary: None,
         })
     }
 
@@ -1614,6 +1616,7 @@ impl Store for PgStore {
                         before,
                         conversation: conv,
                         written,
+                        summary: None,
                     });
                 }
                 conv.status = Status::Open;
@@ -1628,6 +1631,7 @@ impl Store for PgStore {
             before,
             conversation: conv,
             written,
+            summary: None,
         })
     }
 
@@ -1654,6 +1658,7 @@ impl Store for PgStore {
             before,
             conversation: conv,
             written,
+            summary: None,
         })
     }
 
@@ -1680,6 +1685,7 @@ impl Store for PgStore {
             before,
             conversation: conv,
             written,
+            summary: None,
         }))
     }
 

@@ -21,7 +21,6 @@ mod rows;
 mod writer;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -33,9 +32,7 @@ use confab_domain::*;
 use confab_store::*;
 use conns::{Conn, Conns};
 use rows::*;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use writer::{Done, Op};
@@ -61,6 +58,20 @@ const WRITER_CACHE_KIB: &str = "-2048";
 const READER_CACHE_KIB: &str = "-2048";
 
 // Statements both drivers run: sqlx here, rusqlite on the group commit's thread.
+/// A conversation's list row, up to the viewer whose read position it shows (bound next),
+/// then [`SUMMARY_FROM`] and the conditions after `WHERE 1 = 1`; mapped by `summary`.
+static SUMMARY_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
+         lm.author_kind AS lm_author_kind, lm.author_name AS lm_author_name, lm.kind AS lm_kind, \
+         lm.body AS lm_body, lm.created_at AS lm_created_at, \
+         COALESCE((SELECT r.seq FROM agent_reads r WHERE r.agent_id = "
+    )
+});
+const SUMMARY_FROM: &str = " AND r.conversation_id = c.id), 0) AS my_read_seq \
+     FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
+     LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m WHERE m.conversation_id = c.id \
+     AND m.kind <> 'event' ORDER BY m.seq DESC LIMIT 1) WHERE 1 = 1";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, seq, visible_seq, kind, author_kind, \
     agent_id, author_name, author_key, body, event, attachment_id, client_id, mentions, created_at) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -930,19 +941,9 @@ impl Store for SqliteStore {
         if q.text.is_some() {
             self.stored(Op::IndexSearch).await?;
         }
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
-             lm.author_kind AS lm_author_kind, lm.author_name AS lm_author_name, lm.kind AS lm_kind, \
-             lm.body AS lm_body, lm.created_at AS lm_created_at, \
-             COALESCE((SELECT r.seq FROM agent_reads r WHERE r.agent_id = "
-        ));
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(SUMMARY_SELECT.as_str());
         b.push_bind(q.viewer.0);
-        b.push(
-            " AND r.conversation_id = c.id), 0) AS my_read_seq \
-             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
-             LEFT JOIN messages lm ON lm.id = (SELECT m.id FROM messages m WHERE m.conversation_id = c.id \
-             AND m.kind <> 'event' ORDER BY m.seq DESC LIMIT 1) WHERE 1 = 1",
-        );
+        b.push(SUMMARY_FROM);
         if let Some(id) = q.id {
             b.push(" AND c.id = ").push_bind(id.0);
         }
@@ -1404,25 +1405,25 @@ async fn set_members(conn: &mut SqliteConnection, team: i64, members: &[AgentId]
     Ok(())
 }
 
-fn summary(r: &SqliteRow) -> Result<ConversationSummary> {
-    let last_message = match r.get::<Option<&str>, _>("lm_kind") {
+fn summary(r: &impl Cols) -> Result<ConversationSummary> {
+    let last_message = match r.opt_text("lm_kind")? {
         Some(kind) => Some(Preview {
-            author_kind: AuthorKind::from_str(r.get("lm_author_kind")).map_err(corrupt)?,
-            author_name: r.get("lm_author_name"),
-            kind: parse(kind)?,
-            body: r.get::<String, _>("lm_body").chars().take(140).collect(),
-            created_at: from_us(r.get("lm_created_at")),
+            author_kind: parse(&r.text("lm_author_kind")?)?,
+            author_name: r.opt_text("lm_author_name")?,
+            kind: parse(&kind)?,
+            body: r.text("lm_body")?.chars().take(140).collect(),
+            created_at: from_us(r.int("lm_created_at")?),
         }),
         None => None,
     };
     let conversation = conversation(r)?.conversation;
-    let my_read_seq: i64 = r.get("my_read_seq");
+    let my_read_seq = r.int("my_read_seq")?;
     Ok(ConversationSummary {
         unread: conversation.last_visitor_seq > my_read_seq,
         my_read_seq,
         conversation,
-        contact_name: r.get("contact_name"),
-        contact_email: r.get("contact_email"),
+        contact_name: r.opt_text("contact_name")?,
+        contact_email: r.opt_text("contact_email")?,
         last_message,
     })
 }

@@ -37,7 +37,8 @@ use crate::conns::Conns;
 use crate::rows::*;
 use crate::{
     author_key, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE, INSERT_NOTIFICATION, MAX_BATCH,
-    SAVE_CONVERSATION, SEARCH_BACKLOG, SEARCH_STEP, SELECT_ATTACHMENT,
+    SAVE_CONVERSATION, SEARCH_BACKLOG, SEARCH_STEP, SELECT_ATTACHMENT, SUMMARY_FROM,
+    SUMMARY_SELECT,
 };
 
 /// A write to a conversation's timeline, done on the writer thread.
@@ -857,7 +858,7 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done> {
             };
             let written = vec![append(conn, &mut row, Entry::event(&ev, None, *now))?];
             save(conn, &row)?;
-            Ok(Done::Changed(Some(changed(before, row, written))))
+            Ok(Done::Changed(Some(changed(conn, before, row, written)?)))
         }
         Op::Contact(n) => insert_contact(conn, n).map(Done::Contact),
         Op::VisitorSession {
@@ -902,7 +903,7 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done> {
             };
             let written = vec![append(conn, &mut row, Entry::event(&ev, None, *now))?];
             save(conn, &row)?;
-            Ok(Done::Changed(Some(changed(before, row, written))))
+            Ok(Done::Changed(Some(changed(conn, before, row, written)?)))
         }
     }
 }
@@ -954,12 +955,26 @@ fn insert_contact(conn: &Connection, n: &NewContact) -> Result<Contact> {
     }
 }
 
-fn changed(before: Conversation, row: ConversationRow, written: Vec<Message>) -> Changed {
-    Changed {
+/// A change's result, with the conversation's list row read in its transaction: a lookup
+/// here costs a few microseconds, and saves the service a read through sqlx's threads
+/// after every assignment and close (docs/performance.md, round 12).
+fn changed(
+    conn: &Connection,
+    before: Conversation,
+    row: ConversationRow,
+    written: Vec<Message>,
+) -> Result<Changed> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{}?{SUMMARY_FROM} AND c.id = ?", *SUMMARY_SELECT));
+    let id = row.conversation.id;
+    // As a viewer who has read nothing: each socket puts in its own read position.
+    let summary = one(conn, &SQL, [0, id.0], "conversation", |r| crate::summary(r))?;
+    Ok(Changed {
         before,
         conversation: row.conversation,
         written,
-    }
+        summary: Some(summary),
+    })
 }
 
 /// W2–W4: the contact's live conversation on this site and channel, or a new one with its
@@ -1032,13 +1047,13 @@ fn assign_in_tx(
     let before = row.conversation.clone();
     let new_assignee = target.map(|t| t.id);
     if row.conversation.assignee_id == new_assignee {
-        return Ok(changed(before, row, vec![]));
+        return changed(conn, before, row, vec![]);
     }
     row.conversation.assignee_id = new_assignee;
     let ev = rules::assignment_event(by, target);
     let written = vec![append(conn, &mut row, Entry::event(&ev, by, now))?];
     save(conn, &row)?;
-    Ok(changed(before, row, written))
+    changed(conn, before, row, written)
 }
 
 /// I4: close, reopen, snooze, and the snooze's end.
@@ -1094,7 +1109,7 @@ fn status_in_tx(
         }
         StatusChange::Wake => {
             if !rules::snooze_due(c, now) {
-                return Ok(changed(before, row, written));
+                return changed(conn, before, row, written);
             }
             row.conversation.status = Status::Open;
             row.conversation.snoozed_until = None;
@@ -1106,7 +1121,7 @@ fn status_in_tx(
         }
     }
     save(conn, &row)?;
-    Ok(changed(before, row, written))
+    changed(conn, before, row, written)
 }
 
 /// One post, inside the group commit's transaction (see [`Store::post_message`] and

@@ -27,6 +27,7 @@ macro_rules! conformance_tests {
             read_receipts_only_grow, jobs_are_claimed_once_and_leases_expire,
             concurrent_posts_keep_order, refused_posts_among_many_leave_nothing_behind,
             notifications_roundtrip, posts_commit_their_notifications, list_row_after_a_post,
+            list_row_after_a_change,
             posts_and_other_writes_at_once, starts_commit_their_notifications,
             attachments_belong_to_their_conversation, timeline_writes_of_every_kind_at_once
         );
@@ -1543,6 +1544,55 @@ pub async fn list_row_after_a_post(s: Arc<dyn Store>) {
             assert_eq!(p.message.author_name.as_deref(), Some("Åsa"));
         }
     }
+}
+
+/// The list row a backend hands back with a change (`Changed::summary`), which the server
+/// publishes instead of reading it, is the row the store would list.
+pub async fn list_row_after_a_change(s: Arc<dyn Store>) {
+    let s = &*s;
+    let (_, ct, c) = fixture(s).await;
+    let named = ContactPatch {
+        name: Some(Some("Åsa".into())),
+        email: Some(Some("asa@example.com".into())),
+        ..Default::default()
+    };
+    s.update_contact(ct.id, named).await.unwrap();
+    let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
+    s.post_message(visitor_msg(&c, "v1", &"y".repeat(300)))
+        .await
+        .unwrap();
+    let listed = || async {
+        let mut q = ConversationQuery::new(AgentId(0));
+        q.id = Some(c.id);
+        s.list_conversations(&q).await.unwrap().remove(0)
+    };
+    let same = |changed: Changed, listed: ConversationSummary| {
+        assert_eq!(changed.conversation, listed.conversation);
+        if let Some(summary) = changed.summary {
+            assert_eq!(summary, listed);
+        }
+    };
+    let by = Some(a.clone());
+    let ch = s.assign(c.id, Some(&a), Some(&a), t0()).await.unwrap();
+    same(ch, listed().await);
+    let until = t0() + Duration::hours(1);
+    let snooze = StatusChange::Snooze {
+        by: a.clone(),
+        until,
+    };
+    let ch = s.change_status(c.id, snooze, t0()).await.unwrap();
+    same(ch, listed().await);
+    let close = StatusChange::Close {
+        by,
+        by_visitor: false,
+    };
+    let ch = s.change_status(c.id, close, t0()).await.unwrap();
+    same(ch, listed().await);
+    let ch = s
+        .rate(c.id, Rating::Good, Some("thanks"), t0())
+        .await
+        .unwrap();
+    same(ch, listed().await);
 }
 
 pub async fn attachments_belong_to_their_conversation(s: Arc<dyn Store>) {

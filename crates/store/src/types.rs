@@ -366,6 +366,11 @@ pub struct Changed {
     pub conversation: Conversation,
     /// The event messages the change wrote.
     pub written: Vec<Message>,
+    /// The conversation's list row after the change, as
+    /// [`crate::Store::list_conversations`] gives it to a viewer who has read nothing, when
+    /// the backend read it with the change (SQLite's group commit does, on its own
+    /// thread); with `None` the service reads it.
+    pub summary: Option<ConversationSummary>,
 }
 
 #[derive(Debug, Clone)]
