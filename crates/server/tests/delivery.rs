@@ -241,3 +241,49 @@ async fn a_thousand_messages_over_cut_connections_arrive_exactly_once_in_order()
     assert_eq!(ids.len(), 2 * PER_SIDE);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 2 * PER_SIDE);
 }
+
+/// A backlog longer than a catch-up's pages (a small first one, then pages of 500) arrives
+/// whole and in order: on a visitor's resume and on an agent's subscribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_backlog_arrives_whole_on_resume_and_subscribe() {
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    owner.set_available(true).await;
+    let visitor = app.visitor().await;
+    let conv = visitor.start().await;
+    owner
+        .post(
+            &format!("/api/v1/conversations/{conv}/assign"),
+            json!({"assignee_id": owner.id}),
+        )
+        .await;
+    // 32 + 500 + 68: the first page, a full page, and the rest.
+    for i in 0..600 {
+        let (st, _) = owner.send(conv, &format!("b-{i}"), &format!("b:{i}")).await;
+        assert!(st.is_success(), "{st}");
+    }
+    let (_, c) = owner.get(&format!("/api/v1/conversations/{conv}")).await;
+    let (last, last_visible) = (
+        c["conversation"]["last_seq"].as_i64().unwrap(),
+        c["conversation"]["last_visible_seq"].as_i64().unwrap(),
+    );
+    assert!(last_visible > 600, "{c}");
+    // Every entry from 1 on, each once, in order.
+    async fn all_after_zero(mut s: Socket, last: i64) {
+        let mut seen = Vec::new();
+        while seen.last() != Some(&last) {
+            let f = s.next_of("message").await;
+            seen.push(f["message"]["seq"].as_i64().unwrap());
+        }
+        assert_eq!(seen, (1..=last).collect::<Vec<_>>());
+    }
+    all_after_zero(
+        visitor.ws(json!({ conv.to_string(): 0 })).await,
+        last_visible,
+    )
+    .await;
+    let mut agent = owner.ws().await;
+    agent
+        .send(json!({"type": "subscribe", "conversation_id": conv, "after": 0}))
+        .await;
+    all_after_zero(agent, last).await;
+}

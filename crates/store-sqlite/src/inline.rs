@@ -10,8 +10,10 @@
 //! connections of their own, on the thread that asks; it blocks for as long as the
 //! lookup takes, as it would for a lock.
 //!
-//! Only lookups of one row by a unique key go here. Anything that scans (lists, search,
-//! a socket's catch-up) stays on sqlx's threads, so a tokio worker never waits long.
+//! Only lookups of one row by a unique key go here, and reads of at most [`MAX_ROWS`] rows
+//! along an index (a socket's catch-up reads its first page that small). Anything longer
+//! (lists, search, a long catch-up) stays on sqlx's threads, so a tokio worker never waits
+//! long.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,6 +21,9 @@ use std::time::Duration;
 
 use confab_store::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
+
+/// The most rows a read here may return.
+pub const MAX_ROWS: i64 = 32;
 
 /// Idle connections kept; a thread that finds none opens one. Reads happen on the
 /// runtime's worker threads, so about that many are in use at once.

@@ -1152,21 +1152,37 @@ impl Store for SqliteStore {
         limit: i64,
         visitor_view: bool,
     ) -> Result<Vec<Message>> {
-        let col = if visitor_view {
-            "m.visible_seq"
-        } else {
-            "m.seq"
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id \
-             WHERE m.conversation_id = ? AND {col} > ? ORDER BY {col} LIMIT ?"
-        ))
-        .bind(id.0)
-        .bind(after)
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&mut *self.reader().await?)
-        .await
-        .map_err(db_err)?;
+        static BY_SEQ: LazyLock<[String; 2]> = LazyLock::new(|| {
+            ["m.seq", "m.visible_seq"].map(|col| {
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m \
+                     LEFT JOIN attachments a ON a.id = m.attachment_id \
+                     WHERE m.conversation_id = ? AND {col} > ? ORDER BY {col} LIMIT ?"
+                )
+            })
+        });
+        let sql = &BY_SEQ[usize::from(visitor_view)];
+        let limit = limit.clamp(1, 1000);
+        if limit <= inline::MAX_ROWS {
+            return self.point.read(|conn| {
+                let mut st = conn.prepare_cached(sql).map_err(writer::db_err)?;
+                let mut rows = st
+                    .query(rusqlite::params![id.0, after, limit])
+                    .map_err(writer::db_err)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(writer::db_err)? {
+                    out.push(message(&Named::new(row))?);
+                }
+                Ok(out)
+            });
+        }
+        let rows = sqlx::query(sql)
+            .bind(id.0)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(message).collect()
     }
 

@@ -246,11 +246,12 @@ impl Session {
         id: ConversationId,
     ) -> bool {
         self.ahead.forget(id);
+        let mut limit = super::CATCH_UP_FIRST;
         loop {
             let Some(after) = self.viewing.get(&id).copied() else {
                 return true;
             };
-            let batch = match self.state.store.messages(id, after, 500, false).await {
+            let batch = match self.state.store.messages(id, after, limit, false).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, conversation_id = %id, "catch-up failed; asking the client to resync");
@@ -272,9 +273,10 @@ impl Session {
                     return false;
                 }
             }
-            if n < 500 {
+            if (n as i64) < limit {
                 return true;
             }
+            limit = super::CATCH_UP_PAGE;
         }
     }
 

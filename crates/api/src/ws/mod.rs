@@ -120,6 +120,13 @@ impl<S: Sink<WsMessage> + Unpin> Sink<WsMessage> for Batched<S> {
     }
 }
 
+/// A catch-up reads the store in pages, the first one small: most catch-ups (a socket that
+/// missed a few entries, a conversation just opened) fit in it, and a small read is cheap
+/// on every backend (SQLite runs one of at most 32 rows on the asking thread, without
+/// sqlx's hand-offs). A longer backlog goes on in pages of [`CATCH_UP_PAGE`].
+pub const CATCH_UP_FIRST: i64 = 32;
+pub const CATCH_UP_PAGE: i64 = 500;
+
 /// At most this many events are handled in one burst before the loop flushes and looks at
 /// its other work (the client's frames, shutdown) again.
 pub const BURST: usize = 64;

@@ -309,9 +309,10 @@ impl Session {
         id: ConversationId,
     ) -> bool {
         self.ahead.forget(id);
+        let mut limit = super::CATCH_UP_FIRST;
         loop {
             let after = self.last.get(&id).copied().unwrap_or(0);
-            let batch = match self.state.store.messages(id, after, 500, true).await {
+            let batch = match self.state.store.messages(id, after, limit, true).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, conversation_id = %id, "catch-up failed; asking the client to resync");
@@ -335,9 +336,10 @@ impl Session {
                     }
                 }
             }
-            if n < 500 {
+            if (n as i64) < limit {
                 return true;
             }
+            limit = super::CATCH_UP_PAGE;
         }
     }
 }
