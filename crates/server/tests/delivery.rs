@@ -165,6 +165,22 @@ async fn run_side(side: Side, conv: i64, visitor: Visitor, agent: Agent, seed: u
     c
 }
 
+/// A server with its owner, and a visitor's conversation assigned to the owner (taken
+/// first, so the visitor's sequence is only text from here on).
+async fn assigned_conversation() -> (TestApp, Agent, Visitor, i64) {
+    let (app, owner) = TestApp::start().await.with_owner().await;
+    owner.set_available(true).await;
+    let visitor = app.visitor().await;
+    let conv = visitor.start().await;
+    owner
+        .post(
+            &format!("/api/v1/conversations/{conv}/assign"),
+            json!({"assignee_id": owner.id}),
+        )
+        .await;
+    (app, owner, visitor, conv)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_over_cut_connections_arrive_exactly_once_in_order() {
     let seed: u64 = std::env::var("DELIVERY_SEED")
@@ -172,17 +188,7 @@ async fn a_thousand_messages_over_cut_connections_arrive_exactly_once_in_order()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     println!("DELIVERY_SEED={seed}");
-    let (app, owner) = TestApp::start().await.with_owner().await;
-    owner.set_available(true).await;
-    let visitor = app.visitor().await;
-    let conv = visitor.start().await;
-    // Take it first, so the visitor's sequence is only text from here on.
-    owner
-        .post(
-            &format!("/api/v1/conversations/{conv}/assign"),
-            json!({"assignee_id": owner.id}),
-        )
-        .await;
+    let (_app, owner, visitor, conv) = assigned_conversation().await;
 
     let v = tokio::spawn(run_side(
         Side::Visitor,
@@ -246,16 +252,7 @@ async fn a_thousand_messages_over_cut_connections_arrive_exactly_once_in_order()
 /// whole and in order: on a visitor's resume and on an agent's subscribe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_backlog_arrives_whole_on_resume_and_subscribe() {
-    let (app, owner) = TestApp::start().await.with_owner().await;
-    owner.set_available(true).await;
-    let visitor = app.visitor().await;
-    let conv = visitor.start().await;
-    owner
-        .post(
-            &format!("/api/v1/conversations/{conv}/assign"),
-            json!({"assignee_id": owner.id}),
-        )
-        .await;
+    let (_app, owner, visitor, conv) = assigned_conversation().await;
     // 32 + 500 + 68: the first page, a full page, and the rest.
     for i in 0..600 {
         let (st, _) = owner.send(conv, &format!("b-{i}"), &format!("b:{i}")).await;
