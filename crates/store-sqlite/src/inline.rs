@@ -16,6 +16,7 @@
 //! long.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub struct Inline {
     path: PathBuf,
     cache_kib: &'static str,
     idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
 }
 
 impl Inline {
@@ -41,6 +43,7 @@ impl Inline {
             path: path.to_owned(),
             cache_kib,
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -58,18 +61,33 @@ impl Inline {
         Ok(conn)
     }
 
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock leaves a plain list behind: still consistent.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `f` on an idle connection (or a new one), here and now.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the database is closed".into()));
+        }
+        let idle = self.idle().pop();
         let conn = match idle {
             Some(conn) => conn,
             None => self.open()?,
         };
         let result = f(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < KEEP {
+        let mut idle = self.idle();
+        if idle.len() < KEEP && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
         result
+    }
+
+    /// Closes the idle connections, before the store's last connection closes and
+    /// checkpoints the log; no reads run here afterwards.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle().clear();
     }
 }

@@ -253,6 +253,7 @@ impl SqliteStore {
 
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
+        self.point.close();
         self.read.close().await;
         self.write.close().await;
     }
