@@ -105,7 +105,11 @@ fn f(v: &Value) -> String {
     }
 }
 
-fn share(confab: f64, ceiling: f64, higher_is_better: bool) -> String {
+fn share(confab: &Value, ceiling: &Value, higher_is_better: bool) -> String {
+    let (confab, ceiling) = (
+        confab.as_f64().unwrap_or(0.0),
+        ceiling.as_f64().unwrap_or(0.0),
+    );
     if confab <= 0.0 || ceiling <= 0.0 {
         return "–".into();
     }
@@ -154,11 +158,7 @@ pub fn markdown(all: &Value) -> String {
             "| server memory per connection, bytes | {} | {} | {} | ≤ 16,384 |",
             f(&c["bytes_per_conn"]),
             f(&k["bytes_per_conn"]),
-            share(
-                c["bytes_per_conn"].as_f64().unwrap_or(0.0),
-                k["bytes_per_conn"].as_f64().unwrap_or(0.0),
-                false
-            )
+            share(&c["bytes_per_conn"], &k["bytes_per_conn"], false)
         );
         let _ = writeln!(
             m,
@@ -172,11 +172,7 @@ pub fn markdown(all: &Value) -> String {
             "| time to connect all, s | {} | {} | {} | |",
             f(&c["connect_secs"]),
             f(&k["connect_secs"]),
-            share(
-                c["connect_secs"].as_f64().unwrap_or(0.0),
-                k["connect_secs"].as_f64().unwrap_or(0.0),
-                false
-            )
+            share(&c["connect_secs"], &k["connect_secs"], false)
         );
         let _ = writeln!(
             m,
@@ -346,11 +342,7 @@ pub fn markdown(all: &Value) -> String {
             "| all caught up, s | {} | {} | {} | < 5 |",
             f(&c["catch_up_secs"]),
             f(&k["catch_up_secs"]),
-            share(
-                c["catch_up_secs"].as_f64().unwrap_or(0.0),
-                k["catch_up_secs"].as_f64().unwrap_or(0.0),
-                false
-            )
+            share(&c["catch_up_secs"], &k["catch_up_secs"], false)
         );
         let _ = writeln!(
             m,
@@ -394,21 +386,13 @@ pub fn markdown(all: &Value) -> String {
             "| wall time, s | {} | {} (the persisting relay, the same day) | {} | < 60 |",
             f(&c["wall_secs"]),
             f(&r["wall_secs"]),
-            share(
-                c["wall_secs"].as_f64().unwrap_or(0.0),
-                r["wall_secs"].as_f64().unwrap_or(0.0),
-                false
-            )
+            share(&c["wall_secs"], &r["wall_secs"], false)
         );
         let _ = writeln!(
             m,
             "| wall time for its messages alone, s | | {} (raw SQLite inserts) | {} | |",
             f(&k["wall_secs_for_messages"]),
-            share(
-                c["wall_secs"].as_f64().unwrap_or(0.0),
-                k["wall_secs_for_messages"].as_f64().unwrap_or(0.0),
-                false
-            )
+            share(&c["wall_secs"], &k["wall_secs_for_messages"], false)
         );
         let _ = writeln!(
             m,
