@@ -75,6 +75,7 @@ pub struct WidgetConfig {
     pub online_message_html: String,
     /// Includes when the team is back, when office hours say so.
     pub offline_message_html: String,
+    #[serde(serialize_with = "confab_domain::wire_time::option")]
     pub next_open: Option<DateTime<Utc>>,
     pub privacy_url: Option<String>,
     pub terms_url: Option<String>,
@@ -169,6 +170,7 @@ pub struct VisitorConversation {
     pub agent_read_seq: Seq,
     pub visitor_read_seq: Seq,
     pub rating: Option<Rating>,
+    #[serde(serialize_with = "confab_domain::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -210,6 +212,7 @@ pub struct VisitorMessage {
     pub attachment: Option<AttachmentInfo>,
     /// Only on the visitor's own messages.
     pub client_id: Option<String>,
+    #[serde(serialize_with = "confab_domain::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -513,6 +516,7 @@ pub struct SiteView {
     pub identity_secret: Option<String>,
     pub settings: SiteSettings,
     pub embed_snippet: String,
+    #[serde(serialize_with = "confab_domain::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -10,6 +10,7 @@ pub mod office_hours;
 pub mod rich_text;
 pub mod rules;
 pub mod text;
+pub mod wire_time;
 
 pub use ids::*;
 pub use model::*;

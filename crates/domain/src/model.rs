@@ -118,6 +118,7 @@ pub struct Agent {
     /// Opt-in: new messages in others' and unassigned conversations (E3).
     pub notify_all_messages: bool,
     pub deactivated: bool,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -194,6 +195,7 @@ pub struct Site {
     /// Secret: signs logged-in customers' ids (W3). Never shown to visitors.
     pub identity_secret: String,
     pub settings: SiteSettings,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -209,11 +211,13 @@ pub struct Contact {
     pub external_id: Option<String>,
     pub verified: bool,
     pub consent_text: Option<String>,
+    #[serde(serialize_with = "crate::wire_time::option")]
     pub consent_at: Option<DateTime<Utc>>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub location: Option<String>,
     pub tags: Vec<String>,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -227,13 +231,16 @@ pub struct Conversation {
     pub status: Status,
     pub assignee_id: Option<AgentId>,
     pub team_id: Option<TeamId>,
+    #[serde(serialize_with = "crate::wire_time::option")]
     pub snoozed_until: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::wire_time::option")]
     pub closed_at: Option<DateTime<Utc>>,
     /// The last sequence number over everything in the conversation.
     pub last_seq: Seq,
     /// The last sequence number over what the visitor sees (text and visible events).
     pub last_visible_seq: Seq,
     /// When the conversation was handed to people (None: the bot alone has it).
+    #[serde(serialize_with = "crate::wire_time::option")]
     pub handoff_at: Option<DateTime<Utc>>,
     /// Whether an agent has written in it (E1: transcripts go only where a person took part).
     pub agent_took_part: bool,
@@ -250,7 +257,9 @@ pub struct Conversation {
     /// The `visible_seq` of the last entry any agent has read (read receipts to the visitor).
     pub agent_read_seq: Seq,
     pub tags: Vec<String>,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub last_message_at: DateTime<Utc>,
 }
 
@@ -277,6 +286,7 @@ pub enum Event {
     },
     Snoozed {
         by: AgentId,
+        #[serde(serialize_with = "crate::wire_time::serialize")]
         until: DateTime<Utc>,
     },
     Woke,
@@ -331,6 +341,7 @@ pub struct Message {
     /// The sender's idempotency key.
     pub client_id: Option<String>,
     pub mentions: Vec<AgentId>,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -345,6 +356,7 @@ pub struct Attachment {
     /// Where the bytes live, relative to the data folder. Not sent to clients.
     #[serde(skip)]
     pub path: String,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -354,6 +366,7 @@ pub struct PageView {
     pub url: String,
     pub title: Option<String>,
     pub referrer: Option<String>,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -364,6 +377,7 @@ pub struct ContactNote {
     pub contact_id: ContactId,
     pub agent_id: AgentId,
     pub body: String,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -389,6 +403,8 @@ pub struct Notification {
     pub conversation_id: ConversationId,
     pub message_id: Option<MessageId>,
     pub preview: String,
+    #[serde(serialize_with = "crate::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::wire_time::option")]
     pub read_at: Option<DateTime<Utc>>,
 }

@@ -56,6 +56,7 @@ pub struct ApiToken {
     pub id: i64,
     pub agent_id: AgentId,
     pub name: String,
+    #[serde(serialize_with = "confab_domain::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -195,6 +196,7 @@ pub struct Preview {
     pub author_name: Option<String>,
     pub kind: MessageKind,
     pub body: String,
+    #[serde(serialize_with = "confab_domain::wire_time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

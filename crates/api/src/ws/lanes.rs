@@ -53,7 +53,10 @@ where
     let mut open = true;
     let start = |r: R| {
         let lane = r.lane();
-        let fut = work(r);
+        // Boxed where it is made: a send's future is about 2 KiB, and the set of running
+        // ones moved each by value into its task (memcpy was 2 % of the runtime threads at
+        // 7,000 msg/s, docs/performance.md, round 13).
+        let fut = Box::pin(work(r));
         async move { (lane, fut.await) }
     };
     loop {
