@@ -11,9 +11,10 @@
 //! lookup takes, as it would for a lock.
 //!
 //! Only lookups of one row by a unique key go here, and reads of at most [`MAX_ROWS`] rows
-//! along an index (a socket's catch-up reads its first page that small). Anything longer
-//! (lists, search, a long catch-up) stays on sqlx's threads, so a tokio worker never waits
-//! long.
+//! along an index: a socket's catch-up reads its first page that small, and a visitor's
+//! conversations are read here when there are no more than that (one row over tells).
+//! Anything longer (lists, search, a long catch-up or history) stays on sqlx's threads, so
+//! a tokio worker never waits long.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

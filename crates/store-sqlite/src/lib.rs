@@ -222,6 +222,25 @@ impl SqliteStore {
             .read(|conn| writer::one(conn, sql, key, what, map))
     }
 
+    /// The rows of `sql` for `params`, read on this thread (`inline.rs`): for reads whose
+    /// `LIMIT` holds them to about [`inline::MAX_ROWS`].
+    fn few<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+        map: impl Fn(&Named<'_, '_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.point.read(|conn| {
+            let mut st = conn.prepare_cached(sql).map_err(writer::db_err)?;
+            let mut rows = st.query(params).map_err(writer::db_err)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(writer::db_err)? {
+                out.push(map(&Named::new(row))?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The one write connection (for everything but the timeline's writes).
     async fn writer(&self) -> Result<Conn<'_>> {
         self.write.get().await
@@ -1041,13 +1060,25 @@ impl Store for SqliteStore {
     }
 
     async fn visitor_conversations(&self, contact: ContactId) -> Result<Vec<Conversation>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.contact_id = ? ORDER BY c.id DESC"
-        ))
-        .bind(contact.0)
-        .fetch_all(&mut *self.reader().await?)
-        .await
-        .map_err(db_err)?;
+        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+            let all = format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.contact_id = ? ORDER BY c.id DESC"
+            );
+            [format!("{all} LIMIT ?"), all]
+        });
+        // Most visitors have a handful: those are read here, and only a longer history on
+        // sqlx's threads.
+        let first = self.few(&SQL[0], &[&contact.0, &(inline::MAX_ROWS + 1)], |r| {
+            conversation(r).map(|c| c.conversation)
+        })?;
+        if first.len() <= inline::MAX_ROWS as usize {
+            return Ok(first);
+        }
+        let rows = sqlx::query(&SQL[1])
+            .bind(contact.0)
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(db_err)?;
         rows.iter()
             .map(|r| conversation(r).map(|c| c.conversation))
             .collect()
@@ -1165,17 +1196,7 @@ impl Store for SqliteStore {
         let sql = &BY_SEQ[usize::from(visitor_view)];
         let limit = limit.clamp(1, 1000);
         if limit <= inline::MAX_ROWS {
-            return self.point.read(|conn| {
-                let mut st = conn.prepare_cached(sql).map_err(writer::db_err)?;
-                let mut rows = st
-                    .query(rusqlite::params![id.0, after, limit])
-                    .map_err(writer::db_err)?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(writer::db_err)? {
-                    out.push(message(&Named::new(row))?);
-                }
-                Ok(out)
-            });
+            return self.few(sql, &[&id.0, &after, &limit], |r| message(r));
         }
         let rows = sqlx::query(sql)
             .bind(id.0)

@@ -19,7 +19,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             agents_sessions_and_tokens, teams_and_sites, contacts_merge_and_pages,
-            start_is_one_conversation_per_contact, concurrent_starts_make_one_conversation,
+            start_is_one_conversation_per_contact, a_visitors_conversations_come_back_newest_first,
+            concurrent_starts_make_one_conversation,
             sequence_numbers_are_gap_free, idempotent_posts, visitor_view_skips_internal_entries,
             reply_assigns_available_agents_only, visitor_message_wakes_and_reopens,
             final_policy_starts_a_new_conversation, assignment_and_status_rules_inside_the_store,
@@ -476,6 +477,36 @@ pub async fn start_is_one_conversation_per_contact(s: Arc<dyn Store>) {
         (jobs[0].kind, jobs[0].conversation_id),
         (JobKind::WaitExpiry, first.conversation.id)
     );
+}
+
+/// A returning visitor's whole history, newest first: short ones and one longer than
+/// SQLite reads on the calling thread (32 rows, `store-sqlite/src/inline.rs`).
+pub async fn a_visitors_conversations_come_back_newest_first(s: Arc<dyn Store>) {
+    let s = &*s;
+    let st = site(s, "k").await;
+    let ct = contact(s, st.id).await;
+    let other = contact(s, st.id).await;
+    start(s, st.id, other.id).await;
+    let a = agent(s, "a@example.com", Role::Agent, Access::Full, true).await;
+    let mut ids = Vec::new();
+    for n in 1..=40 {
+        let c = start(s, st.id, ct.id).await;
+        ids.insert(0, c.id);
+        if [1, 32, 33, 40].contains(&n) {
+            let got = s.visitor_conversations(ct.id).await.unwrap();
+            assert_eq!(
+                got.iter().map(|c| c.id).collect::<Vec<_>>(),
+                ids,
+                "after {n}"
+            );
+            assert!(got.iter().all(|c| c.contact_id == ct.id));
+        }
+        let close = StatusChange::Close {
+            by: Some(a.clone()),
+            by_visitor: false,
+        };
+        s.change_status(c.id, close, t0()).await.unwrap();
+    }
 }
 
 pub async fn concurrent_starts_make_one_conversation(s: Arc<dyn Store>) {
