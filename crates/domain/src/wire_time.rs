@@ -4,10 +4,10 @@
 //! serializer as one string.
 //!
 //! Why: chrono's `Serialize` goes through `collect_str`, and serde_json escapes each of the
-//! formatter's twenty-odd small writes on its own. That took about 420 ns a timestamp
-//! against about 40 ns here, and a posted message puts six of them on the sockets (its ack,
-//! its delivery and the inbox row): 2–3 % of the server at 7,000 msg/s
-//! (docs/performance.md, round 13). Calendar arithmetic stays chrono's.
+//! formatter's twenty-odd small writes on its own. That took about 330 ns a timestamp
+//! against about 95 ns here, and every posted message puts several on the sockets (its
+//! ack, its delivery and the inbox rows): 2.6 % of the server at 5,000 msg/s before, 0.5 %
+//! after (docs/performance.md, round 13). Calendar arithmetic stays chrono's.
 //!
 //! Use on fields: `#[serde(serialize_with = "wire_time::serialize")]`, or
 //! `wire_time::option` for an `Option`. Reading them back is chrono's, unchanged.
