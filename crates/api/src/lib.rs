@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
+use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -45,25 +46,39 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(healthz))
         .split_for_parts();
     let openapi = Arc::new(openapi);
-    Router::new()
+    let routes = Router::new()
         .merge(api)
-        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
         .route("/widget.js", get(web::widget))
         .route("/demo", get(web::demo))
         .fallback(web::inbox)
         .method_not_allowed_fallback(|| async {
-            error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take that method")
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
         })
-        .layer(middleware::from_fn(widget_cors))
-        .layer(middleware::from_fn(security_headers))
-        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .with_state(state);
+    // The middleware wraps the router once, outermost first, instead of each route
+    // (`Router::layer`): every route then carried its own boxed copy of all six layers,
+    // and each request cloned and boxed all of them again (docs/performance.md, round 14).
+    // None of them needs to know the matched route.
+    let layered = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(Ids::default()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::x_request_id(Ids::default()))
-        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(widget_cors))
+        .service(routes);
+    Router::new().fallback_service(layered)
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
@@ -216,7 +231,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let jobs = tokio::spawn(jobs::run(state.clone(), Duration::from_millis(500)));
     let heartbeat = tokio::spawn(cluster::heartbeat(state.clone(), Duration::from_secs(2)));
-    let app = router(state.clone());
+    // Made into a service once: served as a plain `Router`, axum rebuilds the whole route
+    // table (a boxed clone of every route and layer) for each accepted connection, 3 % of
+    // the server's samples in a day of short conversations (docs/performance.md, round 14).
+    let app = router(state.clone()).into_make_service();
     let stop = state.shutdown.clone();
     let result = axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(async move {

@@ -1408,3 +1408,111 @@ async fn bad_socket_frames_get_error_frames_or_a_policy_close() {
     assert!(!oversized_stored, "an oversized frame was stored");
     insta::assert_json_snapshot!("socket_bad_input", outcomes);
 }
+
+/// Every response passes the whole middleware stack, whatever answered it: a route, the
+/// inbox's fallback, a wrong method, a refusal, a widget preflight. Each carries a request
+/// id (the caller's own when it sent one, a fresh one otherwise) and the security headers,
+/// and only the inbox refuses to be framed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_passes_the_middleware() {
+    let app = TestApp::start().await;
+    let http = reqwest::Client::new();
+    let base = &app.base;
+    let cases = [
+        (
+            "route, refused",
+            reqwest::Method::GET,
+            "/api/v1/me",
+            401,
+            true,
+        ),
+        ("route, public", reqwest::Method::GET, "/healthz", 200, true),
+        ("inbox", reqwest::Method::GET, "/", 200, true),
+        (
+            "fallback, no such page",
+            reqwest::Method::GET,
+            "/no-such-page",
+            404,
+            true,
+        ),
+        (
+            "wrong method",
+            reqwest::Method::DELETE,
+            "/widget.js",
+            405,
+            false,
+        ),
+        (
+            "unknown API path",
+            reqwest::Method::GET,
+            "/api/v1/nothing-here",
+            404,
+            true,
+        ),
+        (
+            "widget route",
+            reqwest::Method::GET,
+            "/api/v1/widget/config?site_key=nope",
+            404,
+            false,
+        ),
+    ];
+    let mut ids = std::collections::HashSet::new();
+    for (what, method, path, status, framed_denied) in cases {
+        let r = http
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(
+            h["referrer-policy"], "strict-origin-when-cross-origin",
+            "{what}"
+        );
+        assert_eq!(
+            h.get("x-frame-options").is_some(),
+            framed_denied && !h.contains_key("content-security-policy"),
+            "{what}"
+        );
+        let id = h["x-request-id"].to_str().unwrap().to_owned();
+        assert!(ids.insert(id), "{what}: request ids are fresh");
+        // The caller's own id comes back unchanged.
+        let r = http
+            .request(method, format!("{base}{path}"))
+            .header("x-request-id", "caller-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], "caller-7", "{what}");
+    }
+    // A widget preflight is answered for any origin, before any route is asked.
+    let r = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/api/v1/widget/sessions"),
+        )
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers().contains_key("x-request-id"));
+    // A body over the limit is refused before it is read whole.
+    let r = http
+        .post(format!("{base}/api/v1/widget/sessions"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.headers().contains_key("x-request-id"));
+}
