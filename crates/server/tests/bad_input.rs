@@ -1410,9 +1410,9 @@ async fn bad_socket_frames_get_error_frames_or_a_policy_close() {
 }
 
 /// Every response passes the whole middleware stack, whatever answered it: a route, the
-/// inbox's fallback, a wrong method, a refusal, a widget preflight. Each carries a request
-/// id (the caller's own when it sent one, a fresh one otherwise) and the security headers,
-/// and only the inbox refuses to be framed.
+/// inbox's fallback, a wrong method, a refusal, a widget preflight, an oversized body.
+/// Each carries a request id (the caller's own when it sent one, a fresh one otherwise)
+/// and the security headers; only the widget's own responses may be framed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_passes_the_middleware() {
     let app = TestApp::start().await;
@@ -1505,7 +1505,7 @@ async fn every_response_passes_the_middleware() {
     );
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.headers().contains_key("x-request-id"));
-    // A body over the limit is refused before it is read whole.
+    // A body over the limit is refused.
     let r = http
         .post(format!("{base}/api/v1/widget/sessions"))
         .header("content-type", "application/json")
