@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,6 +32,12 @@ pub async fn connect(
     headers: &[(&'static str, String)],
 ) -> anyhow::Result<Ws> {
     let sock = TcpSocket::new_v4()?;
+    // A `bind` to port 0 makes the kernel pick a port there and then, searching its bind
+    // table for one no socket on `src` holds, TIME_WAIT included. After a storm or two that
+    // is tens of thousands of entries: the search took a third of the machine's CPU and
+    // blocked this runtime's threads for seconds (docs/performance.md, round 15). With this
+    // option the port is picked at `connect`, where only the full 4-tuple must be unique.
+    setsockopt(&sock, IpBindAddressNoPort, &true).context("IP_BIND_ADDRESS_NO_PORT")?;
     sock.bind(SocketAddr::new(src, 0))
         .with_context(|| format!("bind {src}"))?;
     let stream = sock
