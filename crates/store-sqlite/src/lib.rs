@@ -1184,16 +1184,7 @@ impl Store for SqliteStore {
         limit: i64,
         visitor_view: bool,
     ) -> Result<Vec<Message>> {
-        static BY_SEQ: LazyLock<[String; 2]> = LazyLock::new(|| {
-            ["m.seq", "m.visible_seq"].map(|col| {
-                format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m \
-                     LEFT JOIN attachments a ON a.id = m.attachment_id \
-                     WHERE m.conversation_id = ? AND {col} > ? ORDER BY {col} LIMIT ?"
-                )
-            })
-        });
-        let sql = &BY_SEQ[usize::from(visitor_view)];
+        let sql = timeline_sql(visitor_view);
         let limit = limit.clamp(1, 1000);
         if limit <= inline::MAX_ROWS {
             return self.few(sql, &[&id.0, &after, &limit], |r| message(r));
@@ -1234,8 +1225,9 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         // The visitor's "seen" marker is in visible_seq terms.
         let v: i64 = sqlx::query_scalar(
-            "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, (SELECT COALESCE(MAX(visible_seq), 0) \
-             FROM messages WHERE conversation_id = ?1 AND seq <= ?2)) WHERE id = ?1 RETURNING agent_read_seq",
+            "UPDATE conversations SET agent_read_seq = MAX(agent_read_seq, COALESCE((SELECT visible_seq \
+             FROM messages WHERE conversation_id = ?1 AND seq <= ?2 AND visible_seq IS NOT NULL \
+             ORDER BY seq DESC LIMIT 1), 0)) WHERE id = ?1 RETURNING agent_read_seq",
         )
         .bind(id.0)
         .bind(seq)
@@ -1464,4 +1456,57 @@ fn summary(r: &impl Cols) -> Result<ConversationSummary> {
         contact_email: r.opt_text("contact_email")?,
         last_message,
     })
+}
+
+/// A page of a timeline after a position: the agent's view by `seq`, the visitor's by
+/// `visible_seq`. Both read the `(conversation_id, seq)` index: every entry has
+/// `visible_seq <= seq`, so `seq > ?2` bounds the visitor's range without skipping
+/// anything it may see, and `visible_seq` grows with `seq` (migration 0004 says why it
+/// has no index of its own). Parameters: conversation, position, limit.
+fn timeline_sql(visitor_view: bool) -> &'static str {
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        ["", "AND m.visible_seq > ?2 "].map(|visible| {
+            format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m \
+                 LEFT JOIN attachments a ON a.id = m.attachment_id \
+                 WHERE m.conversation_id = ?1 AND m.seq > ?2 {visible}\
+                 ORDER BY m.seq LIMIT ?3"
+            )
+        })
+    });
+    &SQL[usize::from(visitor_view)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both views of a timeline find their first entry through the `(conversation_id,
+    /// seq)` index and read on in its order: no scan of the table, no sort.
+    #[tokio::test]
+    async fn timeline_pages_search_the_sequence_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.db");
+        SqliteStore::open(&path).await.unwrap().close().await;
+        let db = rusqlite::Connection::open(&path).unwrap();
+        for visitor_view in [false, true] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", timeline_sql(visitor_view));
+            let plan: Vec<String> = db
+                .prepare(&sql)
+                .unwrap()
+                .query_map([1, 0, 10], |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let search =
+                "SEARCH m USING INDEX sqlite_autoindex_messages_1 (conversation_id=? AND seq>?)";
+            assert!(plan.iter().any(|p| p == search), "{plan:?}");
+            assert!(
+                !plan
+                    .iter()
+                    .any(|p| p.starts_with("SCAN") || p.contains("TEMP B-TREE")),
+                "{plan:?}"
+            );
+        }
+    }
 }

@@ -662,6 +662,45 @@ pub async fn visitor_view_skips_internal_entries(s: Arc<dyn Store>) {
     assert_eq!(seen.len(), 4);
     assert!(matches!(seen[2].event, Some(Event::Joined { .. })));
     assert_eq!(s.messages(c.id, 3, 100, true).await.unwrap().len(), 1);
+
+    // Runs of hidden entries between visible ones, longer than a page of the smallest
+    // limits: from every position a visitor may resume at, and with limits below and
+    // above a page, the visitor's view is the agent's view without what it hides.
+    for round in 0..6 {
+        for n in 0..round * 3 {
+            let note = agent_msg(
+                &c,
+                &a,
+                MessageKind::Note,
+                &format!("n{round}-{n}"),
+                "hidden",
+            );
+            s.post_message(note).await.unwrap();
+        }
+        let text = visitor_msg(&c, &format!("seen{round}"), "seen");
+        s.post_message(text).await.unwrap();
+    }
+    let all = s.messages(c.id, 0, 1000, false).await.unwrap();
+    assert!(all.len() > 50, "{} entries", all.len());
+    let last_visible = all.iter().filter_map(|m| m.visible_seq).max().unwrap();
+    for after in 0..=last_visible + 1 {
+        for limit in [1, 2, 5, 1000] {
+            let want: Vec<i64> = all
+                .iter()
+                .filter(|m| m.visible_seq.is_some_and(|v| v > after))
+                .take(limit as usize)
+                .map(|m| m.seq)
+                .collect();
+            let got: Vec<i64> = s
+                .messages(c.id, after, limit, true)
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.seq)
+                .collect();
+            assert_eq!(got, want, "visitor view after {after}, limit {limit}");
+        }
+    }
 }
 
 pub async fn reply_assigns_available_agents_only(s: Arc<dyn Store>) {

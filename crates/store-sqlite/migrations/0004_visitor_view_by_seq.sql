@@ -1,0 +1,16 @@
+-- The visitor's view of a timeline is read through the `(conversation_id, seq)` index
+-- instead of an index of its own (see `timeline_sql` in src/lib.rs).
+--
+-- Why: every visible entry is one more B-tree leaf to change, and its page one more to
+-- write to the log and checkpoint, for each message. A conversation's leaves are its
+-- own, so commits of many messages do not share them (docs/performance.md, round 16).
+--
+-- What it costs: every entry has `visible_seq <= seq` (the visible entries are a subset
+-- of all entries, numbered in the same order), so `visible_seq > N` implies `seq > N` and
+-- the read starts at `seq > N`. Before the first entry the visitor may see, it passes
+-- over as many rows as the conversation has hidden entries (notes, internal events)
+-- before that point: a few in most chats; 0.4–0.8 ms per thousand notes (measured).
+--
+-- `visible_seq` stays unique per conversation by construction: the writer numbers it
+-- from the conversation row it holds in the same transaction.
+DROP INDEX messages_visible;
