@@ -554,6 +554,7 @@ async fn rate_step(
 ) -> anyhow::Result<Step> {
     let start_ns = util::now_ns() + 300_000_000;
     let cpu0 = util::cpu_secs(server.pid);
+    let written0 = util::written_bytes(server.pid);
     let t0 = Instant::now();
     let r = pool
         .all(|_| Cmd::Rate {
@@ -565,6 +566,7 @@ async fn rate_step(
         })
         .await?;
     let cpu = util::cpu_secs(server.pid) - cpu0;
+    let written = util::written_bytes(server.pid).saturating_sub(written0);
     let wall = t0.elapsed().as_secs_f64();
     let mut h = [util::hist(), util::hist(), util::hist()];
     for w in &r {
@@ -588,8 +590,15 @@ async fn rate_step(
     let p99 = v2a.p99_ms.max(a2v.p99_ms);
     let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
     eprintln!(
-        "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores",
-        achieved, v2a.p50_ms, v2a.p99_ms, v2a.p999_ms, a2v.p50_ms, a2v.p99_ms, cpu / wall
+        "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, wrote {:.2} KiB/msg",
+        achieved,
+        v2a.p50_ms,
+        v2a.p99_ms,
+        v2a.p999_ms,
+        a2v.p50_ms,
+        a2v.p99_ms,
+        cpu / wall,
+        written as f64 / 1024.0 / acked.max(1.0)
     );
     let json = json!({
         "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
@@ -597,6 +606,7 @@ async fn rate_step(
         "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
         "lost": step_lost, "dup": sum(&r, "dup"), "errors": errors, "resyncs": sum(&r, "resyncs"),
         "server_cpu_cores": r2(cpu / wall),
+        "server_written_kib_per_msg": r2(written as f64 / 1024.0 / acked.max(1.0)),
     });
     Ok(Step {
         json,

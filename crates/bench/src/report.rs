@@ -202,7 +202,7 @@ pub fn markdown(all: &Value) -> String {
         );
         bad("throughput", &mut m);
         let _ = writeln!(m, "Best sustained rate of persisted, acknowledged messages with p99 ≤ 50 ms: **{} msg/s**. Ceilings: the relay persisting every message before its ack (both halves, same durability) {} msg/s; the bare relay {} msg/s; raw SQLite group commit in the ceiling table. Target ≥ 20,000.\n", f(&s["confab"]["best_sustained_per_s"]), f(&s["ceiling"]["durable"]["best_sustained_per_s"]), f(&s["ceiling"]["best_sustained_per_s"]));
-        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | relay + storage: acked/s, v→a p50 / p99, a→v p99 ms, cores | raw SQLite commit at this rate: p50 / p99 / p99.9 ms, cores |\n|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | server writes, KiB per msg: Confab / relay + storage | relay + storage: acked/s, v→a p50 / p99, a→v p99 ms, cores | raw SQLite commit at this rate: p50 / p99 / p99.9 ms, cores |\n|---|---|---|---|---|---|---|---|---|");
         let durable = s["ceiling"]["durable"]["steps"]
             .as_array()
             .cloned()
@@ -252,7 +252,7 @@ pub fn markdown(all: &Value) -> String {
             let (a, b) = (&st["visitor_to_agent"], &st["agent_to_visitor"]);
             let _ = writeln!(
                 m,
-                "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} | {} |",
+                "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} / {} | {} | {} |",
                 f(&rate),
                 f(&st["acked_per_s"]),
                 match (st["sustained"] == json!(true), st["first_try"].is_object()) {
@@ -268,6 +268,8 @@ pub fn markdown(all: &Value) -> String {
                 f(&b["p999_ms"]),
                 f(&st["send_to_ack"]["p99_ms"]),
                 f(&st["server_cpu_cores"]),
+                f(&st["server_written_kib_per_msg"]),
+                k.map_or("–".into(), |k| f(&k["server_written_kib_per_msg"])),
                 kc,
                 sc
             );

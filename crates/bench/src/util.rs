@@ -155,6 +155,20 @@ pub fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clk_tck()
 }
 
+/// Bytes a process has passed to `write(2)` and `pwrite(2)` (`wchar` in `/proc/PID/io`).
+/// For the servers that is their database's log and checkpoint writes: socket sends go
+/// through `send(2)` and are not counted.
+pub fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("wchar:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn clk_tck() -> f64 {
     static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TCK.get_or_init(|| {
