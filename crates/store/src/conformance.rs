@@ -1192,6 +1192,21 @@ pub async fn read_receipts_only_grow(s: Arc<dyn Store>) {
         4,
         "clamped to the last seq"
     );
+    // The visitor's "seen" marker counts what the visitor sees: an agent who reads up to
+    // a note has seen the visible entry before it.
+    let note = |id: &str| agent_msg(&c, &a, MessageKind::Note, id, "internal");
+    assert_eq!(s.post_message(note("n1")).await.unwrap().message.seq, 5);
+    assert_eq!(s.mark_read_by_agent(c.id, a.id, 5).await.unwrap(), 4);
+    let v = s.post_message(visitor_msg(&c, "3", "x")).await.unwrap();
+    assert_eq!((v.message.seq, v.message.visible_seq), (6, Some(5)));
+    s.post_message(note("n2")).await.unwrap();
+    s.post_message(note("n3")).await.unwrap();
+    assert_eq!(s.mark_read_by_agent(c.id, a.id, 8).await.unwrap(), 5);
+    assert_eq!(
+        s.mark_read_by_agent(c.id, a.id, 5).await.unwrap(),
+        5,
+        "never back"
+    );
     assert_eq!(s.mark_read_by_visitor(c.id, 1).await.unwrap(), 1);
     assert_eq!(s.mark_read_by_visitor(c.id, 0).await.unwrap(), 1);
     assert!(matches!(
