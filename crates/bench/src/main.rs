@@ -589,6 +589,7 @@ async fn rate_step(
     let (v2a, a2v, ack) = (util::lat(&h[0]), util::lat(&h[1]), util::lat(&h[2]));
     let p99 = v2a.p99_ms.max(a2v.p99_ms);
     let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
+    let written_kib_per_msg = written as f64 / 1024.0 / acked.max(1.0);
     eprintln!(
         "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, wrote {:.2} KiB/msg",
         achieved,
@@ -598,7 +599,7 @@ async fn rate_step(
         a2v.p50_ms,
         a2v.p99_ms,
         cpu / wall,
-        written as f64 / 1024.0 / acked.max(1.0)
+        written_kib_per_msg
     );
     let json = json!({
         "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
@@ -606,7 +607,7 @@ async fn rate_step(
         "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
         "lost": step_lost, "dup": sum(&r, "dup"), "errors": errors, "resyncs": sum(&r, "resyncs"),
         "server_cpu_cores": r2(cpu / wall),
-        "server_written_kib_per_msg": r2(written as f64 / 1024.0 / acked.max(1.0)),
+        "server_written_kib_per_msg": r2(written_kib_per_msg),
     });
     Ok(Step {
         json,

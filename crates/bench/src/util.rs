@@ -118,8 +118,9 @@ pub fn raise_nofile() -> u64 {
     }
 }
 
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The number after `key` in `/proc/PID/<file>` (files of `key:  value [unit]` lines), or 0.
+fn proc_value(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -132,12 +133,12 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 
 /// Resident memory now, KiB.
 pub fn rss_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmRSS:")
+    proc_value(pid, "status", "VmRSS:")
 }
 
 /// Peak resident memory, KiB.
 pub fn hwm_kib(pid: u32) -> u64 {
-    status_kib(pid, "VmHWM:")
+    proc_value(pid, "status", "VmHWM:")
 }
 
 /// utime + stime of a process, in seconds (clock ticks of 1/100 s, as on Linux x86-64).
@@ -159,14 +160,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
 /// For the servers that is their database's log and checkpoint writes: socket sends go
 /// through `send(2)` and are not counted.
 pub fn written_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("wchar:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_value(pid, "io", "wchar:")
 }
 
 fn clk_tck() -> f64 {
@@ -190,6 +184,17 @@ pub fn r2(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_figures_of_this_process() {
+        let me = std::process::id();
+        assert!(rss_kib(me) > 0 && hwm_kib(me) >= rss_kib(me));
+        let before = written_bytes(me);
+        let file = std::env::temp_dir().join(format!("confab-bench-written-{me}"));
+        std::fs::write(&file, [7u8; 10_000]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(written_bytes(me) >= before + 10_000);
+    }
 
     #[test]
     fn timestamps_round_trip_and_carry_no_digits() {
