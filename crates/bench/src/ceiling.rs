@@ -27,8 +27,13 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The database file in `dir`.
+    pub fn file(dir: &std::path::Path) -> std::path::PathBuf {
+        dir.join("ceiling.db")
+    }
+
     pub fn open(dir: &std::path::Path) -> anyhow::Result<Storage> {
-        let path = dir.join("ceiling.db");
+        let path = Self::file(dir);
         let conn = Connection::open(&path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "no WAL: {mode}");

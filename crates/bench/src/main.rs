@@ -8,6 +8,7 @@ mod relay;
 mod report;
 mod setup;
 mod util;
+mod wal;
 mod worker;
 
 use std::path::PathBuf;
@@ -441,6 +442,14 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
             &["errors", "dup", "gap", "lost"],
         )?;
     }
+    // A log that could not be read is a broken measure, not a figure to leave out.
+    for run in [&out["confab"], &out["ceiling"]["durable"]] {
+        for st in run["steps"].as_array().into_iter().flatten() {
+            if let Some(e) = st["log_mid_step"]["error"].as_str() {
+                anyhow::bail!("the database log could not be read: {e}");
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -519,6 +528,16 @@ async fn rate_run(
     }))
 }
 
+/// Sums up the copies of the log taken during a step, with the owners of their pages read
+/// now (the step's writes are over; the server may still checkpoint).
+async fn log_pages(
+    copies: tokio::task::JoinHandle<anyhow::Result<wal::Copies>>,
+    db: std::path::PathBuf,
+) -> anyhow::Result<wal::Anatomy> {
+    let copies = copies.await??;
+    tokio::task::spawn_blocking(move || wal::explain(&copies, &db, "messages")).await?
+}
+
 /// Step numbers of second tries start here (the warm-up is step 999).
 const RETRY: usize = 500;
 
@@ -555,6 +574,12 @@ async fn rate_step(
     let start_ns = util::now_ns() + 300_000_000;
     let cpu0 = util::cpu_secs(server.pid);
     let written0 = util::written_bytes(server.pid);
+    // Copies of the database's log through the middle half of the step (see `wal`).
+    let log_copy = server.db.clone().map(|db| {
+        let from = start_ns + (secs * 0.25e9) as u64;
+        let until = start_ns + (secs * 0.75e9) as u64;
+        tokio::spawn(wal::watch(db, from, until, Duration::from_millis(500)))
+    });
     let t0 = Instant::now();
     let r = pool
         .all(|_| Cmd::Rate {
@@ -590,6 +615,10 @@ async fn rate_step(
     let p99 = v2a.p99_ms.max(a2v.p99_ms);
     let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
     let written_kib_per_msg = written as f64 / 1024.0 / acked.max(1.0);
+    let log = match (log_copy, server.db.clone()) {
+        (Some(copy), Some(db)) => Some(log_pages(copy, db).await),
+        _ => None,
+    };
     eprintln!(
         "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, wrote {:.2} KiB/msg",
         achieved,
@@ -601,7 +630,7 @@ async fn rate_step(
         cpu / wall,
         written_kib_per_msg
     );
-    let json = json!({
+    let mut json = json!({
         "offered_per_s": rate, "sent": sent, "acked": acked, "unacked_after_drain": unacked.max(0.0),
         "acked_per_s": achieved.round(), "sustained": sustained,
         "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
@@ -609,6 +638,28 @@ async fn rate_step(
         "server_cpu_cores": r2(cpu / wall),
         "server_written_kib_per_msg": r2(written_kib_per_msg),
     });
+    match log {
+        Some(Ok(a)) => {
+            eprintln!(
+                "    its log, mid-step: {} commits, {} messages and {} pages each; most pages: {}",
+                a.commits,
+                a.rows_per_commit.map_or("–".into(), |r| r.to_string()),
+                a.pages_per_commit,
+                a.by_tree
+                    .iter()
+                    .take(5)
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            json["log_mid_step"] = json!(a);
+        }
+        Some(Err(e)) => {
+            eprintln!("    its log could not be read mid-step: {e:#}");
+            json["log_mid_step"] = json!({ "error": format!("{e:#}") });
+        }
+        None => {}
+    }
     Ok(Step {
         json,
         achieved,

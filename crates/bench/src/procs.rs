@@ -1,6 +1,6 @@
 //! Child processes: the server under test (or the relay), and the worker processes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,10 +16,12 @@ pub struct Server {
     pub child: Child,
     pub pid: u32,
     pub base: String,
+    /// Its SQLite database, whose log a throughput step looks into (not the bare relay's).
+    pub db: Option<PathBuf>,
 }
 
 impl Server {
-    async fn spawn(mut cmd: Command) -> anyhow::Result<Self> {
+    async fn spawn(mut cmd: Command, db: Option<PathBuf>) -> anyhow::Result<Self> {
         cmd.stdout(Stdio::piped())
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -41,14 +43,19 @@ impl Server {
         .map_err(|_| anyhow!("server did not start in 60 s"))??;
         // Keep draining its stdout.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, pid, base })
+        Ok(Self {
+            child,
+            pid,
+            base,
+            db,
+        })
     }
 
     pub async fn confab(bin: &Path, data_dir: &Path) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir);
-        Self::spawn(cmd).await
+        Self::spawn(cmd, Some(data_dir.join("confab.db"))).await
     }
 
     /// The bare relay; with `store`, one that persists every message in a fresh SQLite
@@ -59,7 +66,7 @@ impl Server {
         if let Some(dir) = store {
             cmd.arg("--store").arg(dir);
         }
-        Self::spawn(cmd).await
+        Self::spawn(cmd, store.map(crate::ceiling::Storage::file)).await
     }
 
     /// SIGTERM (graceful shutdown), then SIGKILL after 10 s.

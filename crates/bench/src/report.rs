@@ -317,6 +317,7 @@ pub fn markdown(all: &Value) -> String {
                 let _ = writeln!(m, "| {rate} | {d} | {r} | {q} |");
             }
         }
+        log_pages_table(&mut m, s);
         let c = &s["confab"];
         let _ = writeln!(
             m,
@@ -497,4 +498,58 @@ pub fn markdown(all: &Value) -> String {
         let _ = writeln!(m);
     }
     m
+}
+
+/// Where each step's database log pages went (`log_mid_step`, from `wal`): Confab's and
+/// the persisting relay's.
+fn log_pages_table(m: &mut String, s: &Value) {
+    let steps = |v: &Value| v["steps"].as_array().cloned().unwrap_or_default();
+    let (confab, relay) = (steps(&s["confab"]), steps(&s["ceiling"]["durable"]));
+    if !confab.iter().any(|st| st["log_mid_step"].is_object()) {
+        return;
+    }
+    let _ = writeln!(m, "\nThe database log's commits, from copies taken through the middle half of each step: messages and pages per commit, and the pages per commit of the B-trees that took most (their owners read after the step):\n\n| offered msg/s | Confab: commits seen, msgs / commit, pages / commit | Confab: pages per commit by B-tree | relay + storage: msgs / commit, pages / commit |\n|---|---|---|---|");
+    let sum = |l: &Value| {
+        if l["error"].is_string() {
+            return format!("not read: {}", l["error"].as_str().unwrap_or(""));
+        }
+        format!(
+            "{}, {}, {}",
+            f(&l["commits"]),
+            f(&l["rows_per_commit"]),
+            f(&l["pages_per_commit"])
+        )
+    };
+    for st in &confab {
+        let l = &st["log_mid_step"];
+        let trees = l["by_tree"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .take(6)
+                    .map(|e| format!("{} {}", e[0].as_str().unwrap_or("?"), f(&e[1])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or("–".into());
+        let r = relay
+            .iter()
+            .find(|k| k["offered_per_s"] == st["offered_per_s"])
+            .map(|k| &k["log_mid_step"])
+            .filter(|k| k.is_object())
+            .map(|k| {
+                format!(
+                    "{}, {}",
+                    f(&k["rows_per_commit"]),
+                    f(&k["pages_per_commit"])
+                )
+            })
+            .unwrap_or("–".into());
+        let _ = writeln!(
+            m,
+            "| {} | {} | {trees} | {r} |",
+            f(&st["offered_per_s"]),
+            sum(l)
+        );
+    }
 }
