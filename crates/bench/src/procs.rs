@@ -16,7 +16,8 @@ pub struct Server {
     pub child: Child,
     pub pid: u32,
     pub base: String,
-    /// Its SQLite database, whose log a throughput step looks into (not the bare relay's).
+    /// Its SQLite database, whose log a throughput step looks into (not the bare relay's,
+    /// nor one on PostgreSQL).
     pub db: Option<PathBuf>,
 }
 
@@ -43,6 +44,8 @@ impl Server {
         .map_err(|_| anyhow!("server did not start in 60 s"))??;
         // Keep draining its stdout.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // A server told to use PostgreSQL (`CONFAB_DATABASE__URL`) has no file here.
+        let db = db.filter(|p| p.exists());
         Ok(Self {
             child,
             pid,
