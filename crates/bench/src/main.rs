@@ -578,7 +578,8 @@ async fn rate_step(
     let log_copy = server.db.clone().map(|db| {
         let from = start_ns + (secs * 0.25e9) as u64;
         let until = start_ns + (secs * 0.75e9) as u64;
-        tokio::spawn(wal::watch(db, from, until, Duration::from_millis(500)))
+        let every = Duration::from_millis(500);
+        (tokio::spawn(wal::watch(db.clone(), from, until, every)), db)
     });
     let t0 = Instant::now();
     let r = pool
@@ -615,9 +616,9 @@ async fn rate_step(
     let p99 = v2a.p99_ms.max(a2v.p99_ms);
     let sustained = unacked <= 0.0 && achieved >= 0.95 * rate;
     let written_kib_per_msg = written as f64 / 1024.0 / acked.max(1.0);
-    let log = match (log_copy, server.db.clone()) {
-        (Some(copy), Some(db)) => Some(log_pages(copy, db).await),
-        _ => None,
+    let log = match log_copy {
+        Some((copies, db)) => Some(log_pages(copies, db).await),
+        None => None,
     };
     eprintln!(
         "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, wrote {:.2} KiB/msg",

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::util::now_ns;
+use crate::util::{now_ns, r2};
 
 const HEADER: usize = 32;
 const FRAME_HEADER: usize = 24;
@@ -206,11 +206,12 @@ pub fn anatomy(
     let commits: usize = logs.iter().map(|l| l.commits.len()).sum();
     let n = commits.max(1) as f64;
     let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-    let (mut rows, mut spans) = (0i64, 0usize);
+    let (mut rows, mut spans, mut pages) = (0i64, 0usize, 0usize);
     for log in logs {
         let mut first_last: Option<((usize, i64), (usize, i64))> = None;
         for (i, c) in log.commits.iter().enumerate() {
             let mut top = None;
+            pages += c.pages.len();
             for (p, rowid) in &c.pages {
                 let owner = owners.get(p).map(String::as_str);
                 *by.entry(owner.unwrap_or("(other)")).or_default() += 1;
@@ -233,11 +234,6 @@ pub fn anatomy(
         .map(|(k, v)| (k.to_owned(), r2(v as f64 / n)))
         .collect();
     by_tree.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let pages: usize = logs
-        .iter()
-        .flat_map(|l| &l.commits)
-        .map(|c| c.pages.len())
-        .sum();
     Anatomy {
         commits,
         pages_per_commit: r2(pages as f64 / n),
@@ -300,10 +296,6 @@ pub fn explain(copies: &Copies, db: &Path, table: &str) -> anyhow::Result<Anatom
         table,
         top.unwrap_or(0),
     ))
-}
-
-fn r2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
