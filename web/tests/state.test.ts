@@ -111,9 +111,17 @@ describe('pending → acked', () => {
     expect(parsePending('nope')).toEqual([]);
   });
 
-  it('makes valid client ids', () => {
-    for (let i = 0; i < 50; i++) expect(makeClientId('w')).toMatch(/^w-[A-Za-z0-9\-_.:]{1,98}$/);
-    expect(makeClientId('a', () => '123e4567-e89b-12d3-a456-426614174000')).toBe('a-123e4567-e89b-12d3-a456-426614174000');
+  it('makes valid client ids that grow with time and stay unique', () => {
+    for (let i = 0; i < 50; i++) expect(makeClientId('w')).toMatch(/^w-[0-9a-f]{11}-[0-9a-f]{16}$/);
+    const fixed = (b: Uint8Array<ArrayBuffer>) => b.set([0, 1, 2, 171, 205, 239, 15, 255]);
+    expect(makeClientId('a', fixed, 1_765_000_000_123)).toBe('a-19af232b27b-000102abcdef0fff');
+    // Later ids sort after earlier ones, as the server's index keeps them.
+    const ids = [1, 999, 1_000, 1_765_000_000_000, 1_765_000_000_001, 40_000_000_000_000].map((t) => makeClientId('w', undefined, t));
+    expect([...ids].sort()).toEqual(ids);
+    // Within one millisecond the random half tells them apart.
+    const same = new Set<string>();
+    for (let i = 0; i < 1000; i++) same.add(makeClientId('w', (b) => void crypto.getRandomValues(b), 5));
+    expect(same.size).toBe(1000);
   });
 });
 

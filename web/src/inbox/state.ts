@@ -351,7 +351,7 @@ export async function refreshDetails(id: number): Promise<Details | null> {
 
 export function sendMessage(conversationId: number, body: string, kind: 'text' | 'note', mentions: number[], attachmentId: number | null = null): void {
   const p = {
-    client_id: makeClientId('a', () => crypto.randomUUID()),
+    client_id: makeClientId('a', (b) => void crypto.getRandomValues(b)),
     conversation_id: conversationId,
     body,
     kind,

@@ -209,15 +209,22 @@ export function backoffDelay(attempt: number, random: number = Math.random(), ba
   return Math.round(exp / 2 + (exp / 2) * random);
 }
 
-/** A client_id: 1–100 of A-Za-z0-9-_.: (protocol.md). */
-export function makeClientId(prefix: string, uuid?: () => string): string {
-  let r: string;
-  if (uuid) r = uuid();
-  else {
-    r = '';
-    for (let i = 0; i < 4; i++) r += Math.floor(Math.random() * 0x100000000).toString(36);
-  }
-  return (prefix + '-' + r).replace(/[^A-Za-z0-9\-_.:]/g, '').slice(0, 100);
+/**
+ * A client_id (protocol.md: 1–100 of A-Za-z0-9-_.:): `<prefix>-<milliseconds since 1970 in 11
+ * hex digits>-<64 random bits in 16 hex digits>`. Ids that grow with time land beside the
+ * sender's earlier ones in the server's idempotency index, so a run of sends changes one
+ * leaf of it rather than one each (docs/performance.md, round 18); the random half keeps
+ * them unique. `fill` puts random bytes in its array (crypto.getRandomValues).
+ */
+export function makeClientId(prefix: string, fill?: (bytes: Uint8Array<ArrayBuffer>) => void, now: number = Date.now()): string {
+  const bytes = new Uint8Array(8);
+  if (fill) fill(bytes);
+  else for (let i = 0; i < 8; i++) bytes[i] = Math.floor(Math.random() * 256);
+  let r = '';
+  for (let i = 0; i < 8; i++) r += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+  let t = Math.max(0, Math.floor(now)).toString(16);
+  while (t.length < 11) t = '0' + t;
+  return (prefix + '-' + t + '-' + r).replace(/[^A-Za-z0-9\-_.:]/g, '').slice(0, 100);
 }
 
 /** Validates pending sends read back from storage; drops anything malformed. */

@@ -30,7 +30,8 @@ const _clearTimeout: typeof clearTimeout = W.clearTimeout.bind(W);
 const _setInterval: typeof setInterval = W.setInterval.bind(W);
 const _Promise: PromiseConstructor = W.Promise;
 const _crypto: Crypto | undefined = W.crypto;
-const _uuid: (() => string) | undefined = _crypto && _crypto.randomUUID ? _crypto.randomUUID.bind(_crypto) : undefined;
+const _fill: ((b: Uint8Array<ArrayBuffer>) => void) | undefined =
+  _crypto && _crypto.getRandomValues ? (b: Uint8Array<ArrayBuffer>) => void _crypto.getRandomValues(b) : undefined;
 const _objectURL = URL.createObjectURL.bind(URL);
 const _URL = URL;
 let _ls: Storage | null = null;
@@ -130,7 +131,7 @@ function emit(ev: string, data?: unknown): void {
   }
 }
 function cid(): string {
-  return makeClientId('w', _uuid);
+  return makeClientId('w', _fill);
 }
 
 type Attrs = Record<string, string | boolean | null | undefined>;
