@@ -138,10 +138,11 @@ pub async fn sqlite(dir: &std::path::Path, producers: usize, secs: f64) -> anyho
         let (tx, stop, done, lat) = (tx.clone(), stop.clone(), done.clone(), lat.clone());
         tasks.push(tokio::spawn(async move {
             let mut h = util::hist();
+            let mut talk = util::Talk::new(p as u64);
             while !stop.load(Relaxed) {
                 let t = util::now_ns();
                 let (rtx, rrx) = oneshot::channel();
-                let body = util::body(t, 'v', "a message of about the usual length, hello there");
+                let body = util::body(t, 'v', "raw", &talk.line('v'));
                 if tx.send((p as i64, body, rtx)).await.is_err() || rrx.await.is_err() {
                     break;
                 }
@@ -181,6 +182,7 @@ pub async fn sqlite_paced(dir: &std::path::Path, rate: f64, secs: f64) -> anyhow
     let start = tokio::time::Instant::now();
     let start_ns = util::now_ns();
     let total = (rate * secs).round() as u64;
+    let mut talk = util::Talk::new(0);
     let mut waits = tokio::task::JoinSet::new();
     for i in 0..total {
         let due = Duration::from_secs_f64(i as f64 / rate);
@@ -188,11 +190,7 @@ pub async fn sqlite_paced(dir: &std::path::Path, rate: f64, secs: f64) -> anyhow
         let scheduled = start_ns + due.as_nanos() as u64;
         let (rtx, rrx) = oneshot::channel();
         // 1,000 conversations, as in the throughput scenario.
-        let body = util::body(
-            scheduled,
-            'v',
-            "a message of about the usual length, hello there",
-        );
+        let body = util::body(scheduled, 'v', "raw", &talk.line('v'));
         if storage
             .tx
             .send(((i % 1000) as i64, body, rtx))

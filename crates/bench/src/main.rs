@@ -12,6 +12,7 @@ mod wal;
 mod worker;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -40,6 +41,10 @@ struct Cli {
     /// Skip the ceiling runs beside each scenario.
     #[arg(long, global = true)]
     no_ceiling: bool,
+    /// Take no copies of the database's log in throughput steps (they cost the load
+    /// generator a read of the whole log twice a second; for comparisons of latency).
+    #[arg(long, global = true)]
+    no_log_copies: bool,
     #[command(subcommand)]
     cmd: Scenario,
 }
@@ -134,6 +139,9 @@ struct DayArgs {
 #[derive(Args, Clone, Default)]
 struct AllArgs {}
 
+/// Whether throughput steps copy the database's log (`--no-log-copies`).
+static LOG_COPIES: AtomicBool = AtomicBool::new(true);
+
 struct Ctx {
     bin: PathBuf,
     smoke: bool,
@@ -175,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             PathBuf::from("bench/results")
         }
     });
+    LOG_COPIES.store(!cli.no_log_copies, Relaxed);
     let ctx = Ctx {
         bin,
         smoke: cli.smoke,
@@ -575,12 +584,16 @@ async fn rate_step(
     let cpu0 = util::cpu_secs(server.pid);
     let written0 = util::written_bytes(server.pid);
     // Copies of the database's log through the middle half of the step (see `wal`).
-    let log_copy = server.db.clone().map(|db| {
-        let from = start_ns + (secs * 0.25e9) as u64;
-        let until = start_ns + (secs * 0.75e9) as u64;
-        let every = Duration::from_millis(500);
-        (tokio::spawn(wal::watch(db.clone(), from, until, every)), db)
-    });
+    let log_copy = server
+        .db
+        .clone()
+        .filter(|_| LOG_COPIES.load(Relaxed))
+        .map(|db| {
+            let from = start_ns + (secs * 0.25e9) as u64;
+            let until = start_ns + (secs * 0.75e9) as u64;
+            let every = Duration::from_millis(500);
+            (tokio::spawn(wal::watch(db.clone(), from, until, every)), db)
+        });
     let t0 = Instant::now();
     let r = pool
         .all(|_| Cmd::Rate {

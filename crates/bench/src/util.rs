@@ -6,6 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Wall-clock nanoseconds since the Unix epoch; the same clock in every process here.
@@ -50,8 +53,100 @@ pub fn dir_of(body: &str) -> Option<u8> {
     }
 }
 
-pub fn body(scheduled_ns: u64, dir: char, tag: &str) -> String {
-    format!("t={};{dir};{tag}", enc_t(scheduled_ns))
+/// A bench message: `t=<send time>;<dir>;<tag>;<words>`. The words make it as long as a
+/// chat line and give the full-text index the mix of common and rare words it sees in
+/// real conversations (see [`Talk`]).
+pub fn body(scheduled_ns: u64, dir: char, tag: &str, words: &str) -> String {
+    format!("t={};{dir};{tag};{words}", enc_t(scheduled_ns))
+}
+
+/// What the load generator says, drawn the way chat text is: a word's frequency falls
+/// with its rank (Zipf's law, exponent 1), over the 202 words below, most of them the
+/// most common in English and the rest a support desk's. A visitor's line has 3–18
+/// words, an agent's 6–34: about 10 and 20 words on average (some 40 and 85 characters),
+/// as customers' and agents' chat lines run.
+/// Client ids are what the widget and the inbox send: a prefix, the time and random bits.
+/// Seeded, so a worker says the same things in every run.
+pub struct Talk {
+    rng: StdRng,
+    /// Cumulative weights of `WORDS`, for sampling by rank.
+    cum: Vec<f64>,
+}
+
+#[rustfmt::skip]
+const WORDS: &[&str] = &[
+    "the", "i", "you", "to", "a", "and", "is", "it", "my", "for", "of", "in", "can", "on",
+    "this", "that", "we", "have", "be", "me", "your", "with", "not", "do", "are", "but",
+    "hi", "thanks", "please", "order", "what", "how", "so", "just", "if", "will", "at",
+    "there", "was", "no", "yes", "get", "help", "our", "they", "from", "all", "an", "or",
+    "would", "about", "one", "when", "up", "out", "like", "here", "know", "account", "now",
+    "need", "time", "could", "see", "let", "check", "still", "email", "sure", "hello",
+    "today", "did", "been", "right", "thank", "want", "back", "send", "should", "ok", "any",
+    "also", "good", "some", "work", "way", "new", "more", "then", "only", "why", "which",
+    "sorry", "delivery", "payment", "price", "again", "looking", "problem", "issue",
+    "working", "after", "before", "card", "refund", "shipping", "address", "number",
+    "password", "login", "page", "website", "app", "plan", "team", "days", "week",
+    "tomorrow", "minutes", "hour", "return", "product", "size", "color", "stock",
+    "available", "cancel", "change", "update", "invoice", "subscription", "trial",
+    "support", "question", "answer", "received", "package", "tracking", "link", "code",
+    "discount", "coupon", "free", "cost", "month", "year", "store", "open", "closed",
+    "phone", "call", "message", "chat", "someone", "agent", "wait", "moment", "great",
+    "perfect", "understand", "exactly", "maybe", "already", "tried", "error", "screen",
+    "button", "click", "download", "install", "settings", "profile", "name", "details",
+    "confirm", "booking", "appointment", "reservation", "tonight", "weekend", "morning",
+    "afternoon", "evening", "monday", "friday", "europe", "sweden", "norway", "hungary",
+    "customer", "service", "manager", "colleague", "forward", "resolve", "ticket",
+    "appreciate", "patience", "apologies", "inconvenience", "unfortunately", "possible",
+];
+
+impl Talk {
+    pub fn new(seed: u64) -> Self {
+        let mut total = 0.0;
+        let cum = (1..=WORDS.len())
+            .map(|rank| {
+                total += 1.0 / rank as f64;
+                total
+            })
+            .collect();
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            cum,
+        }
+    }
+
+    /// A visitor's (`'v'`) or an agent's line of words.
+    pub fn line(&mut self, dir: char) -> String {
+        let n = if dir == 'v' {
+            self.rng.gen_range(3..=18)
+        } else {
+            self.rng.gen_range(6..=34)
+        };
+        let total = *self.cum.last().expect("words");
+        let mut out = String::with_capacity(n * 7);
+        for i in 0..n {
+            let x = self.rng.gen_range(0.0..total);
+            let k = self.cum.partition_point(|&c| c <= x).min(WORDS.len() - 1);
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(WORDS[k]);
+        }
+        out
+    }
+
+    /// A client id as the widget (`w`) and the inbox (`a`) make them: `<prefix>-`, the
+    /// milliseconds since 1970 in 11 hex digits, `-` and 64 random bits in 16.
+    pub fn client_id(&mut self, prefix: &str) -> String {
+        let r: u64 = self.rng.gen();
+        format!("{prefix}-{:011x}-{r:016x}", now_ns() / 1_000_000)
+    }
+
+    /// `0..n` in an order of its own: the order visitors take turns in.
+    pub fn shuffled(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        v.shuffle(&mut self.rng);
+        v
+    }
 }
 
 /// Latency histogram in microseconds, 1 µs to 10 min, 3 significant figures.
@@ -199,10 +294,60 @@ mod tests {
     #[test]
     fn timestamps_round_trip_and_carry_no_digits() {
         let t = 1_777_777_777_123_456_789u64;
-        let b = body(t, 'v', "x");
+        let b = body(t, 'v', "x", &Talk::new(1).line('v'));
         assert!(!b[..18].bytes().any(|c| c.is_ascii_digit()));
         assert_eq!(dec_t(&b), Some(t));
         assert_eq!(dir_of(&b), Some(b'v'));
         assert_eq!(dec_t("hello"), None);
+    }
+
+    #[test]
+    fn talk_is_chat_sized_zipfian_and_ids_are_the_widgets() {
+        let mut talk = Talk::new(7);
+        let (mut chars, mut counts) = ([0usize; 2], std::collections::HashMap::new());
+        for i in 0..4000 {
+            let dir = if i % 2 == 0 { 'v' } else { 'a' };
+            let line = talk.line(dir);
+            let n = line.split(' ').count();
+            assert!(if dir == 'v' {
+                (3..=18).contains(&n)
+            } else {
+                (6..=34).contains(&n)
+            });
+            chars[i % 2] += line.len();
+            for w in line.split(' ') {
+                *counts.entry(w.to_string()).or_insert(0usize) += 1;
+            }
+        }
+        // Some 40 and 85 characters a line.
+        let (v, a) = (chars[0] / 2000, chars[1] / 2000);
+        assert!((35..=50).contains(&v) && (70..=100).contains(&a), "{v} {a}");
+        // Rank 1 comes about twice as often as rank 2 and ten times as often as rank 10.
+        let c = |w: &str| counts[w] as f64;
+        assert!((1.6..2.5).contains(&(c("the") / c("i"))));
+        assert!((7.0..14.0).contains(&(c("the") / c(WORDS[9]))));
+        assert!(counts.len() > 150, "most of the words turn up");
+
+        // `w-<ms, 11 hex>-<64 random bits, 16 hex>`, growing with time (web/src/shared/state.ts).
+        let id = talk.client_id("w");
+        let parts: Vec<&str> = id.split('-').collect();
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [1, 11, 16], "{id}");
+        assert!(
+            id[2..].bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+            "{id}"
+        );
+        let ms = u64::from_str_radix(parts[1], 16).unwrap();
+        assert!(ms.abs_diff(now_ns() / 1_000_000) < 60_000, "{id}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = talk.client_id("w");
+        assert!(later > id, "{later} after {id}");
+
+        // The same seed says the same things; the turns are each visitor once.
+        assert_eq!(Talk::new(3).line('a'), Talk::new(3).line('a'));
+        let mut turns = talk.shuffled(1000);
+        assert_ne!(turns[..10], (0..10).collect::<Vec<_>>()[..]);
+        turns.sort_unstable();
+        assert_eq!(turns, (0..1000).collect::<Vec<_>>());
     }
 }

@@ -157,6 +157,8 @@ struct Worker {
     visitors: Vec<Visitor>,
     stats: Arc<Stats>,
     next_src: usize,
+    /// The words, client ids and turn order of this worker's messages.
+    talk: util::Talk,
 }
 
 impl Worker {
@@ -206,6 +208,7 @@ impl Worker {
             visitors: vec![],
             stats: Stats::new(),
             next_src: 0,
+            talk: util::Talk::new(index as u64),
         })
     }
 
@@ -441,6 +444,9 @@ impl Worker {
         let total = (rate * secs).round() as u64;
         let interval_ns = 1e9 / rate;
         let nv = self.visitors.len() as u64;
+        // Visitors take turns in an order of their own, not in the order their
+        // conversations were made: neighbours in time are not neighbours in the tables.
+        let turns = self.talk.shuffled(self.visitors.len());
         let (mut sent_v, mut sent_a) = (0u64, 0u64);
         // Wait for the common start.
         let now = now_ns();
@@ -458,13 +464,12 @@ impl Worker {
                 if at > now {
                     break;
                 }
-                let k = (i / 2) % nv;
-                let v = &self.visitors[k as usize];
+                let v = &self.visitors[turns[((i / 2) % nv) as usize]];
                 if i.is_multiple_of(2) {
                     if let Some(tx) = &v.tx {
                         let _ = tx.send(VCmd::Send {
-                            client_id: format!("v{step}-{i}"),
-                            body: util::body(at, 'v', &format!("{step}-{i}")),
+                            client_id: self.talk.client_id("w"),
+                            body: util::body(at, 'v', &format!("{step}-{i}"), &self.talk.line('v')),
                             done: None,
                         });
                         sent_v += 1;
@@ -472,8 +477,8 @@ impl Worker {
                 } else if let Some(tx) = &self.agents[v.agent].tx {
                     let _ = tx.send(ACmd::Send {
                         conv: v.st.conv,
-                        client_id: format!("a{}-{step}-{i}", self.index),
-                        body: util::body(at, 'a', &format!("{step}-{i}")),
+                        client_id: self.talk.client_id("a"),
+                        body: util::body(at, 'a', &format!("{step}-{i}"), &self.talk.line('a')),
                         done: None,
                     });
                     sent_a += 1;
@@ -529,8 +534,13 @@ impl Worker {
                     let (dtx, drx) = oneshot::channel();
                     let _ = tx.send(ACmd::Send {
                         conv: v.st.conv,
-                        client_id: format!("p{}-{k}-{j}-{}", self.index, now_ns()),
-                        body: util::body(now_ns(), 'a', &format!("storm-{k}-{j}")),
+                        client_id: self.talk.client_id("a"),
+                        body: util::body(
+                            now_ns(),
+                            'a',
+                            &format!("storm-{k}-{j}"),
+                            &self.talk.line('a'),
+                        ),
                         done: Some(dtx),
                     });
                     waits.push((k, drx));
@@ -633,6 +643,7 @@ impl Worker {
             url: self.visitor_url(),
             server: self.server,
             stats: self.stats.clone(),
+            per_side,
         });
         let t0 = Instant::now();
         let jobs: Vec<_> = (0..n)
@@ -642,7 +653,8 @@ impl Worker {
                 let src = self.src[i % self.src.len()];
                 let ctx = ctx.clone();
                 let tag = format!("d{}-{i}", self.index);
-                async move { one_conversation(&ctx, &http, src, &cred, &atx, &tag, per_side).await }
+                let talk = util::Talk::new(((self.index as u64) << 32) | i as u64);
+                async move { one_conversation(&ctx, &http, src, &cred, &atx, &tag, talk).await }
             })
             .collect();
         let results: Vec<anyhow::Result<u64>> = stream::iter(jobs)
@@ -680,6 +692,8 @@ struct DayCtx {
     url: String,
     server: SocketAddr,
     stats: Arc<Stats>,
+    /// Messages each side sends.
+    per_side: usize,
 }
 
 /// One conversation of the busy day, start to close. Returns the HTTP requests made.
@@ -690,7 +704,7 @@ async fn one_conversation(
     agent: &AgentCred,
     atx: &mpsc::UnboundedSender<ACmd>,
     tag: &str,
-    per_side: usize,
+    mut talk: util::Talk,
 ) -> anyhow::Result<u64> {
     let base = &ctx.base;
     // The page loads the widget, as a browser on its first visit does: nothing cached,
@@ -743,11 +757,11 @@ async fn one_conversation(
     .await?;
     let _ = atx.send(ACmd::Subscribe(conv));
     let mut last_vis = 0;
-    for j in 0..per_side {
+    for j in 0..ctx.per_side {
         let (d, r) = oneshot::channel();
         let _ = vtx.send(VCmd::Send {
-            client_id: format!("{tag}-v{j}"),
-            body: util::body(now_ns(), 'v', &format!("{tag} question {j}")),
+            client_id: talk.client_id("w"),
+            body: util::body(now_ns(), 'v', &format!("{tag}-q{j}"), &talk.line('v')),
             done: Some(d),
         });
         r.await
@@ -759,8 +773,8 @@ async fn one_conversation(
         let (d, r) = oneshot::channel();
         let _ = atx.send(ACmd::Send {
             conv,
-            client_id: format!("{tag}-a{j}"),
-            body: util::body(now_ns(), 'a', &format!("{tag} answer {j}")),
+            client_id: talk.client_id("a"),
+            body: util::body(now_ns(), 'a', &format!("{tag}-a{j}"), &talk.line('a')),
             done: Some(d),
         });
         let a = r
@@ -781,7 +795,7 @@ async fn one_conversation(
             )
         })??;
     let (d, r) = oneshot::channel();
-    let _ = atx.send(ACmd::WaitVisitorMsgs(conv, per_side as u64, d));
+    let _ = atx.send(ACmd::WaitVisitorMsgs(conv, ctx.per_side as u64, d));
     tokio::time::timeout(Duration::from_secs(30), r)
         .await
         .map_err(|_| anyhow!("agent never got the visitor's messages"))??;
