@@ -85,6 +85,18 @@ test('visitor and agent chat: live list, notification, join, typing, reply, rece
   await shot(visitor, 'widget-chat');
   await shot(agent, 'inbox-conversation');
 
+  // The stored client ids are the clients' own and grow with time (docs/protocol.md): the
+  // widget's `w-…` in the order they were sent, the inbox's `a-…`.
+  const convId = Number(new URL(agent.url()).hash.split('/').pop());
+  const stored = await agent.evaluate(async (id) => (await fetch(`/api/v1/conversations/${id}/messages?after=0&limit=100`)).json(), convId);
+  const ids = (who) => stored.filter((m) => m.client_id && m.client_id.startsWith(who + '-')).map((m) => m.client_id);
+  const vids = ids('w');
+  assert.equal(vids.length, 3, JSON.stringify(stored.map((m) => m.client_id)));
+  for (const id of vids) assert.match(id, /^w-[0-9a-f]{11}-[0-9a-f]{16}$/);
+  assert.deepEqual([...vids].sort(), vids);
+  assert.equal(ids('a').length, 1);
+  assert.match(ids('a')[0], /^a-[0-9a-f]{11}-[0-9a-f]{16}$/);
+
   // The visitor reloads and sees the whole history.
   await visitor.reload();
   const w2 = await openWidget(visitor);
