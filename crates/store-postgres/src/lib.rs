@@ -1208,12 +1208,18 @@ impl Store for PgStore {
             .await
             .conflict("live conversation")?;
         }
-        sqlx::query("UPDATE messages SET author_key = $1 WHERE author_key = $2")
-            .bind(format!("v{}", into.0))
-            .bind(format!("v{}", from.0))
-            .execute(&mut *tx)
-            .await
-            .conflict("client id")?;
+        // A visitor writes only in its own conversations, which are `into`'s by now: found
+        // through them, since the idempotency index leads with the client id (migration 0002).
+        sqlx::query(
+            "UPDATE messages SET author_key = $1 WHERE author_key = $2 \
+             AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)",
+        )
+        .bind(format!("v{}", into.0))
+        .bind(format!("v{}", from.0))
+        .bind(into.0)
+        .execute(&mut *tx)
+        .await
+        .conflict("client id")?;
         sqlx::query("DELETE FROM contacts WHERE id = $1")
             .bind(from.0)
             .execute(&mut *tx)

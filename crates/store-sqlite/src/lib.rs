@@ -39,6 +39,13 @@ use writer::{Done, Op};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// A merged contact's messages get the contact they were merged into as their sender (the
+/// idempotency scope). A visitor writes only in its own conversations, which are the new
+/// contact's by then: found through them, since the idempotency index leads with the client
+/// id (migrations/0005).
+const REKEY_MESSAGES: &str = "UPDATE messages SET author_key = ?1 WHERE author_key = ?2 \
+     AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?3)";
+
 /// How many posts one group commit takes at most.
 const MAX_BATCH: usize = 512;
 
@@ -815,9 +822,10 @@ impl Store for SqliteStore {
             .await
             .conflict("live conversation")?;
         }
-        sqlx::query("UPDATE messages SET author_key = ? WHERE author_key = ?")
+        sqlx::query(REKEY_MESSAGES)
             .bind(format!("v{}", into.0))
             .bind(format!("v{}", from.0))
+            .bind(into.0)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -1508,5 +1516,39 @@ mod tests {
                 "{plan:?}"
             );
         }
+    }
+
+    /// A post's retry check finds its message through the idempotency index by both its
+    /// columns, and re-keying a merged contact's messages goes through the contact's
+    /// conversations: neither scans the messages (migrations/0005).
+    #[tokio::test]
+    async fn idempotency_lookups_and_merges_search_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.db");
+        SqliteStore::open(&path).await.unwrap().close().await;
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let plan = |sql: &str| -> Vec<String> {
+            let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = st.parameter_count();
+            let args: Vec<i64> = (0..n as i64).collect();
+            st.query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let retry =
+            plan("SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2");
+        assert_eq!(
+            retry,
+            ["SEARCH m USING COVERING INDEX messages_idempotency (client_id=? AND author_key=?)"],
+        );
+        let rekey = plan(REKEY_MESSAGES);
+        assert!(
+            rekey.iter().any(|p| p.starts_with(
+                "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (conversation_id=?)"
+            )),
+            "{rekey:?}"
+        );
+        assert!(!rekey.iter().any(|p| p.starts_with("SCAN")), "{rekey:?}");
     }
 }
