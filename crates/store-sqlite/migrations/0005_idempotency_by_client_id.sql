@@ -3,7 +3,7 @@
 -- Why: the widget and the inbox make client ids that start with the time (docs/protocol.md),
 -- so new ids now go to one end of the index: the messages of a commit share its last leaf
 -- instead of changing a leaf each (their senders' runs lie all over the index). With
--- realistic traffic the server writes 12-19 % less per message (docs/performance.md,
+-- realistic traffic the server writes 12-21 % less per message (docs/performance.md,
 -- round 18). An id that does not grow with time (another client's, or a browser whose
 -- clock is far off) costs a leaf of its own, as every id did before.
 --

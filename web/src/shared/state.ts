@@ -211,10 +211,10 @@ export function backoffDelay(attempt: number, random: number = Math.random(), ba
 
 /**
  * A client_id (protocol.md: 1–100 of A-Za-z0-9-_.:): `<prefix>-<milliseconds since 1970 in 11
- * hex digits>-<64 random bits in 16 hex digits>`. Ids that grow with time land beside the
- * sender's earlier ones in the server's idempotency index, so a run of sends changes one
- * leaf of it rather than one each (docs/performance.md, round 18); the random half keeps
- * them unique. `fill` puts random bytes in its array (crypto.getRandomValues).
+ * hex digits>-<64 random bits in 16 hex digits>`. Ids that grow with time go to the end of
+ * the server's idempotency index, which is ordered by the id, so the sends of one commit
+ * share a leaf of it rather than changing one each (docs/performance.md, round 18); the
+ * random half keeps them unique. `fill` puts random bytes in its array (crypto.getRandomValues).
  */
 export function makeClientId(prefix: string, fill?: (bytes: Uint8Array<ArrayBuffer>) => void, now: number = Date.now()): string {
   const bytes = new Uint8Array(8);
