@@ -12,7 +12,6 @@ mod wal;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -139,13 +138,13 @@ struct DayArgs {
 #[derive(Args, Clone, Default)]
 struct AllArgs {}
 
-/// Whether throughput steps copy the database's log (`--no-log-copies`).
-static LOG_COPIES: AtomicBool = AtomicBool::new(true);
-
+#[derive(Clone)]
 struct Ctx {
     bin: PathBuf,
     smoke: bool,
     ceiling: bool,
+    /// Whether throughput steps copy the database's log (not with `--no-log-copies`).
+    log_copies: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -183,11 +182,11 @@ fn main() -> anyhow::Result<()> {
             PathBuf::from("bench/results")
         }
     });
-    LOG_COPIES.store(!cli.no_log_copies, Relaxed);
     let ctx = Ctx {
         bin,
         smoke: cli.smoke,
         ceiling: !cli.no_ceiling,
+        log_copies: !cli.no_log_copies,
     };
     eprintln!(
         "confab-bench: open files limit {nofile}; server {}",
@@ -229,16 +228,6 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-impl Clone for Ctx {
-    fn clone(&self) -> Self {
-        Self {
-            bin: self.bin.clone(),
-            smoke: self.smoke,
-            ceiling: self.ceiling,
-        }
-    }
 }
 
 fn conn_defaults() -> ConnArgs {
@@ -399,7 +388,9 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         }
     });
     eprintln!("throughput: {visitors} visitors, {agents} agents, rates {rates:?}");
-    let (server, s, _dir) = fresh(c, agents).await?;
+    let (mut server, s, _dir) = fresh(c, agents).await?;
+    // A server without a database file is one whose log the steps leave alone.
+    server.db = server.db.filter(|_| c.log_copies);
     let r = rate_run(
         &server,
         &s.site_key,
@@ -426,7 +417,8 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         // Both halves in one process: the relay persisting every message before its ack,
         // the least a persisted, acknowledged, delivered message costs here.
         let d = tempfile::tempdir()?;
-        let durable = Server::relay(Some(d.path())).await?;
+        let mut durable = Server::relay(Some(d.path())).await?;
+        durable.db = durable.db.filter(|_| c.log_copies);
         let r = rate_run(
             &durable, "relay", true, &fake, visitors, workers, &rates, secs, c.smoke,
         )
@@ -584,16 +576,12 @@ async fn rate_step(
     let cpu0 = util::cpu_secs(server.pid);
     let written0 = util::written_bytes(server.pid);
     // Copies of the database's log through the middle half of the step (see `wal`).
-    let log_copy = server
-        .db
-        .clone()
-        .filter(|_| LOG_COPIES.load(Relaxed))
-        .map(|db| {
-            let from = start_ns + (secs * 0.25e9) as u64;
-            let until = start_ns + (secs * 0.75e9) as u64;
-            let every = Duration::from_millis(500);
-            (tokio::spawn(wal::watch(db.clone(), from, until, every)), db)
-        });
+    let log_copy = server.db.clone().map(|db| {
+        let from = start_ns + (secs * 0.25e9) as u64;
+        let until = start_ns + (secs * 0.75e9) as u64;
+        let every = Duration::from_millis(500);
+        (tokio::spawn(wal::watch(db.clone(), from, until, every)), db)
+    });
     let t0 = Instant::now();
     let r = pool
         .all(|_| Cmd::Rate {

@@ -1,6 +1,7 @@
 //! Small shared pieces: clocks, the timestamp carried in message bodies, histograms and
 //! what /proc says about a process.
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -69,9 +70,19 @@ pub fn body(scheduled_ns: u64, dir: char, tag: &str, words: &str) -> String {
 /// Seeded, so a worker says the same things in every run.
 pub struct Talk {
     rng: StdRng,
-    /// Cumulative weights of `WORDS`, for sampling by rank.
-    cum: Vec<f64>,
 }
+
+/// Cumulative weights of [`WORDS`] by rank (Zipf), for sampling; the same for every
+/// [`Talk`] (the busy day makes one per conversation).
+static CUM: LazyLock<Vec<f64>> = LazyLock::new(|| {
+    let mut total = 0.0;
+    (1..=WORDS.len())
+        .map(|rank| {
+            total += 1.0 / rank as f64;
+            total
+        })
+        .collect()
+});
 
 #[rustfmt::skip]
 const WORDS: &[&str] = &[
@@ -101,16 +112,8 @@ const WORDS: &[&str] = &[
 
 impl Talk {
     pub fn new(seed: u64) -> Self {
-        let mut total = 0.0;
-        let cum = (1..=WORDS.len())
-            .map(|rank| {
-                total += 1.0 / rank as f64;
-                total
-            })
-            .collect();
         Self {
             rng: StdRng::seed_from_u64(seed),
-            cum,
         }
     }
 
@@ -121,11 +124,12 @@ impl Talk {
         } else {
             self.rng.gen_range(6..=34)
         };
-        let total = *self.cum.last().expect("words");
+        let cum = &*CUM;
+        let total = *cum.last().expect("words");
         let mut out = String::with_capacity(n * 7);
         for i in 0..n {
             let x = self.rng.gen_range(0.0..total);
-            let k = self.cum.partition_point(|&c| c <= x).min(WORDS.len() - 1);
+            let k = cum.partition_point(|&c| c <= x).min(WORDS.len() - 1);
             if i > 0 {
                 out.push(' ');
             }

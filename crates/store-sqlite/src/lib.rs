@@ -1489,23 +1489,32 @@ fn timeline_sql(visitor_view: bool) -> &'static str {
 mod tests {
     use super::*;
 
-    /// Both views of a timeline find their first entry through the `(conversation_id,
-    /// seq)` index and read on in its order: no scan of the table, no sort.
-    #[tokio::test]
-    async fn timeline_pages_search_the_sequence_index() {
+    /// A freshly migrated database, opened with rusqlite.
+    async fn migrated() -> (tempfile::TempDir, rusqlite::Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("confab.db");
         SqliteStore::open(&path).await.unwrap().close().await;
         let db = rusqlite::Connection::open(&path).unwrap();
+        (dir, db)
+    }
+
+    /// The lines of `EXPLAIN QUERY PLAN` for `sql` (its parameters bound to 0, 1, …).
+    fn query_plan(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+        let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let args: Vec<i64> = (0..st.parameter_count() as i64).collect();
+        st.query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Both views of a timeline find their first entry through the `(conversation_id,
+    /// seq)` index and read on in its order: no scan of the table, no sort.
+    #[tokio::test]
+    async fn timeline_pages_search_the_sequence_index() {
+        let (_dir, db) = migrated().await;
         for visitor_view in [false, true] {
-            let sql = format!("EXPLAIN QUERY PLAN {}", timeline_sql(visitor_view));
-            let plan: Vec<String> = db
-                .prepare(&sql)
-                .unwrap()
-                .query_map([1, 0, 10], |r| r.get(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
+            let plan = query_plan(&db, timeline_sql(visitor_view));
             let search =
                 "SEARCH m USING INDEX sqlite_autoindex_messages_1 (conversation_id=? AND seq>?)";
             assert!(plan.iter().any(|p| p == search), "{plan:?}");
@@ -1523,26 +1532,16 @@ mod tests {
     /// conversations: neither scans the messages (migrations/0005).
     #[tokio::test]
     async fn idempotency_lookups_and_merges_search_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("confab.db");
-        SqliteStore::open(&path).await.unwrap().close().await;
-        let db = rusqlite::Connection::open(&path).unwrap();
-        let plan = |sql: &str| -> Vec<String> {
-            let mut st = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let n = st.parameter_count();
-            let args: Vec<i64> = (0..n as i64).collect();
-            st.query_map(rusqlite::params_from_iter(args), |r| r.get(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        let retry =
-            plan("SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2");
+        let (_dir, db) = migrated().await;
+        let retry = query_plan(
+            &db,
+            "SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2",
+        );
         assert_eq!(
             retry,
             ["SEARCH m USING COVERING INDEX messages_idempotency (client_id=? AND author_key=?)"],
         );
-        let rekey = plan(REKEY_MESSAGES);
+        let rekey = query_plan(&db, REKEY_MESSAGES);
         assert!(
             rekey.iter().any(|p| p.starts_with(
                 "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (conversation_id=?)"
