@@ -7,6 +7,7 @@ mod procs;
 mod relay;
 mod report;
 mod setup;
+mod store_alone;
 mod util;
 mod wal;
 mod worker;
@@ -62,6 +63,9 @@ enum Scenario {
     Ceiling(AllArgs),
     /// Every scenario, each with its ceiling.
     All(AllArgs),
+    /// Only Confab's store, driven in this process at the throughput scenario's rates
+    /// (the throughput ceilings run it too); prints its steps as JSON.
+    StoreAlone(TputArgs),
     #[command(hide = true)]
     Worker,
     #[command(hide = true)]
@@ -160,6 +164,13 @@ fn main() -> anyhow::Result<()> {
             ref listen,
             ref store,
         } => return rt.block_on(relay::run(listen, store.as_deref())),
+        Scenario::StoreAlone(ref a) => {
+            let rates = a.rates.clone().unwrap_or_else(default_rates);
+            let (v, n) = (a.visitors.unwrap_or(1000), a.agents.unwrap_or(8));
+            let r = rt.block_on(store_alone::run(v, n, &rates, a.step_secs.unwrap_or(10.0)))?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(());
+        }
         _ => {}
     }
     let bin = match &cli.server_bin {
@@ -215,7 +226,7 @@ fn main() -> anyhow::Result<()> {
                 res.push(("reconnect", reconnect(c, &storm_defaults()).await));
                 res.push(("busy_day", busy_day(c, &day_defaults()).await));
             }
-            Scenario::Worker | Scenario::Relay { .. } => unreachable!(),
+            Scenario::Worker | Scenario::Relay { .. } | Scenario::StoreAlone(_) => unreachable!(),
         }
         res
     });
@@ -228,6 +239,15 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The throughput scenario's rates: finer steps where Confab and the persisting relay
+/// reach their limits.
+fn default_rates() -> Vec<f64> {
+    vec![
+        1000.0, 2000.0, 5000.0, 7500.0, 8750.0, 10000.0, 12500.0, 15000.0, 17500.0, 20000.0,
+        22500.0, 25000.0, 30000.0,
+    ]
 }
 
 fn conn_defaults() -> ConnArgs {
@@ -380,11 +400,7 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
         if c.smoke {
             vec![100.0, 200.0]
         } else {
-            // Finer steps where Confab and the persisting relay reach their limits.
-            vec![
-                1000.0, 2000.0, 5000.0, 7500.0, 8750.0, 10000.0, 12500.0, 15000.0, 17500.0,
-                20000.0, 22500.0, 25000.0, 30000.0,
-            ]
+            default_rates()
         }
     });
     eprintln!("throughput: {visitors} visitors, {agents} agents, rates {rates:?}");
@@ -434,6 +450,8 @@ async fn throughput(c: &Ctx, a: &TputArgs) -> anyhow::Result<Value> {
             storage.push(ceiling::sqlite_paced(&dir, *rate, secs.min(5.0)).await?);
         }
         out["ceiling"]["storage"] = json!(storage);
+        // Confab's own store at the same rates, with the server around it removed.
+        out["ceiling"]["store"] = store_alone::run(visitors, agents, &rates, secs).await?;
     }
     check(&out["confab"], &["errors", "dup", "gap", "lost"])?;
     if c.ceiling {

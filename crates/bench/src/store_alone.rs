@@ -1,0 +1,279 @@
+//! A ceiling between the two halves: Confab's own SQLite store — the server's writer
+//! thread, its group commit, rules, indexes, notifications and full text, exactly as the
+//! server runs it — driven in this process at the throughput scenario's rates, with the
+//! server around it removed: no sockets, no HTTP, no JSON, no fan-out.
+//!
+//! The relay with storage shows what the machine allows a chat server whose store writes
+//! one row a message; this shows what Confab's data model allows on the same disk. The
+//! gap between Confab and this is the server; between this and the relay, the store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use confab_domain::rules;
+use confab_domain::text::MessageBody;
+use confab_domain::{
+    Access, Agent, Channel, ContactId, ConversationId, MessageKind, ReopenPolicy, Role,
+    SiteSettings,
+};
+use confab_store::{
+    AgentPatch, Author, NewAgent, NewContact, NewConversation, NewMessage, NewSite, Store,
+};
+use confab_store_sqlite::SqliteStore;
+use serde_json::{json, Value};
+
+use crate::util::{self, r2};
+
+/// The throughput scenario's cast, in a store of its own: a site, an owner and `agents`
+/// available agents with full access, and a conversation for each of `visitors`, started
+/// as the widget starts one while agents are online.
+pub struct Cast {
+    store: Arc<SqliteStore>,
+    team: Arc<Vec<Agent>>,
+    /// Each visitor's conversation, contact and agent.
+    visitors: Vec<(ConversationId, ContactId, usize)>,
+    /// Where the database lives: its bytes written per message are the process's.
+    _dir: tempfile::TempDir,
+}
+
+impl Cast {
+    pub async fn new(visitors: usize, agents: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("confab-bench-store-")
+            .tempdir()?;
+        let store = Arc::new(SqliteStore::open(&dir.path().join("confab.db")).await?);
+        let now = Utc::now();
+        let settings = SiteSettings::default();
+        let site = store
+            .create_site(NewSite {
+                name: "Bench".into(),
+                public_key: "bench-site".into(),
+                identity_secret: "bench-secret".into(),
+                settings: settings.clone(),
+                now,
+            })
+            .await?;
+        let mut team = Vec::new();
+        for i in 0..=agents {
+            let role = if i == 0 { Role::Owner } else { Role::Agent };
+            let a = store
+                .create_agent(NewAgent {
+                    email: format!("agent{i}@bench.example"),
+                    name: format!("Agent {i}"),
+                    display_name: format!("Agent {i}"),
+                    password_hash: "not used".into(),
+                    role,
+                    access: Access::Full,
+                    now,
+                })
+                .await?;
+            let patch = AgentPatch {
+                available: Some(true),
+                ..Default::default()
+            };
+            team.push(store.update_agent(a.id, patch).await?);
+        }
+        let team = Arc::new(team);
+        let mut convs = Vec::with_capacity(visitors);
+        for i in 0..visitors {
+            let contact = store
+                .create_contact(NewContact {
+                    site_id: Some(site.id),
+                    now: Some(now),
+                    ..Default::default()
+                })
+                .await?;
+            let started = store
+                .start_conversation(NewConversation {
+                    site_id: site.id,
+                    contact_id: contact.id,
+                    channel: Channel::Web,
+                    start_url: Some("https://shop.example.com/".into()),
+                    handoff: Some(rules::handoff(&settings, true, now)),
+                    notify: team.clone(),
+                    notify_preview: String::new(),
+                    now,
+                })
+                .await?;
+            // Agents 1..=n answer, as the load generator's agents do (the owner only hears).
+            convs.push((started.conversation.id, contact.id, 1 + i % agents.max(1)));
+        }
+        Ok(Self {
+            store,
+            team,
+            visitors: convs,
+            _dir: dir,
+        })
+    }
+
+    fn message(&self, turn: usize, visitor: bool, client_id: String, body: &str) -> NewMessage {
+        let (conversation_id, contact_id, agent) = self.visitors[turn];
+        NewMessage {
+            conversation_id,
+            author: if visitor {
+                Author::Visitor { contact_id }
+            } else {
+                Author::Agent(self.team[agent].clone())
+            },
+            kind: MessageKind::Text,
+            body: MessageBody::parse(body, false).expect("a bench line is a valid body"),
+            client_id: Some(client_id),
+            attachment_id: None,
+            mentions: vec![],
+            reopen_policy: ReopenPolicy::Reopen,
+            handoff_if_new: None,
+            notify: self.team.clone(),
+            now: Utc::now(),
+        }
+    }
+
+    /// Every conversation gets a visitor's message and its agent's reply (which assigns
+    /// it), as the throughput scenario's warm-up leaves them; not measured.
+    pub async fn warm_up(&self) -> anyhow::Result<()> {
+        let mut talk = util::Talk::new(1);
+        for turn in 0..self.visitors.len() {
+            for visitor in [true, false] {
+                let (prefix, dir) = if visitor { ("w", 'v') } else { ("a", 'a') };
+                let body = util::body(util::now_ns(), dir, "warm", &talk.line(dir));
+                let m = self.message(turn, visitor, talk.client_id(prefix), &body);
+                self.store.post_message(m).await.context("warm-up post")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts at `rate` for `secs`, open loop: each post's latency counts from the time it
+    /// was due, so a store that falls behind cannot hide it. Half the posts are visitors',
+    /// half their agents' replies, visitors taking turns in a shuffled order.
+    pub async fn paced(&self, step: usize, rate: f64, secs: f64) -> anyhow::Result<Value> {
+        let lat = Arc::new(Mutex::new(util::hist()));
+        let failed = Arc::new(Mutex::new((0u64, None::<String>)));
+        let me = std::process::id();
+        let (cpu0, written0) = (util::cpu_secs(me), util::written_bytes(me));
+        let mut talk = util::Talk::new(step as u64 + 2);
+        let turns = talk.shuffled(self.visitors.len());
+        let start = tokio::time::Instant::now();
+        let start_ns = util::now_ns();
+        let total = (rate * secs).round() as u64;
+        let mut waits = tokio::task::JoinSet::new();
+        for i in 0..total {
+            let due = Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(start + due).await;
+            let scheduled = start_ns + due.as_nanos() as u64;
+            let visitor = i % 2 == 0;
+            let (prefix, dir) = if visitor { ("w", 'v') } else { ("a", 'a') };
+            let tag = format!("{step}-{i}");
+            let body = util::body(scheduled, dir, &tag, &talk.line(dir));
+            let turn = turns[(i / 2) as usize % turns.len()];
+            let m = self.message(turn, visitor, talk.client_id(prefix), &body);
+            let (store, lat, failed) = (self.store.clone(), lat.clone(), failed.clone());
+            waits.spawn(async move {
+                match store.post_message(m).await {
+                    Ok(_) => util::record_since(&mut lat.lock().unwrap(), scheduled),
+                    Err(e) => {
+                        let mut f = failed.lock().unwrap();
+                        f.0 += 1;
+                        f.1.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            });
+        }
+        while waits.join_next().await.is_some() {}
+        let el = start.elapsed().as_secs_f64();
+        // This process does nothing else meanwhile (the load generator's workers are
+        // processes of their own): its CPU time is the store's, plus the small pacer.
+        let cores = (util::cpu_secs(me) - cpu0) / el;
+        let written = util::written_bytes(me).saturating_sub(written0);
+        let h = lat.lock().unwrap();
+        let (errors, first_error) = failed.lock().unwrap().clone();
+        let posted = h.len() as f64;
+        let per_s = posted / el.max(secs);
+        let l = util::lat(&h);
+        Ok(json!({
+            "offered_per_s": rate,
+            "posted": posted,
+            "posted_per_s": per_s.round(),
+            "errors": errors,
+            "first_error": first_error,
+            "sustained": errors == 0 && per_s >= 0.95 * rate && l.p99_ms <= 50.0,
+            "cpu_cores": r2(cores),
+            "written_kib_per_msg": r2(written as f64 / 1024.0 / posted.max(1.0)),
+            "post_latency": l,
+        }))
+    }
+
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
+/// The store alone at each of `rates` in turn, on one database as the server's steps are,
+/// until a rate is not sustained (its posts then queue without end).
+pub async fn run(
+    visitors: usize,
+    agents: usize,
+    rates: &[f64],
+    secs: f64,
+) -> anyhow::Result<Value> {
+    let cast = Cast::new(visitors, agents).await?;
+    cast.warm_up().await?;
+    let mut steps = Vec::new();
+    let mut best = 0.0f64;
+    for (k, &rate) in rates.iter().enumerate() {
+        let st = cast.paced(k, rate, secs).await?;
+        eprintln!(
+            "  store alone {rate:>7} posts/s: {} /s, p50 {} p99 {} ms, {} cores, {} KiB/msg",
+            st["posted_per_s"],
+            st["post_latency"]["p50_ms"],
+            st["post_latency"]["p99_ms"],
+            st["cpu_cores"],
+            st["written_kib_per_msg"]
+        );
+        let ok = st["sustained"] == json!(true);
+        if let Some(e) = st["first_error"].as_str() {
+            anyhow::bail!("the store refused a post: {e}");
+        }
+        if ok {
+            best = best.max(st["posted_per_s"].as_f64().unwrap_or(0.0));
+        }
+        steps.push(st);
+        if !ok {
+            break;
+        }
+    }
+    cast.close().await;
+    Ok(json!({ "steps": steps, "best_sustained_per_s": best }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store alone posts what it is offered, into the conversations it made, and
+    /// counts each post once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_store_alone_posts_what_it_is_offered() {
+        let cast = Cast::new(6, 2).await.unwrap();
+        cast.warm_up().await.unwrap();
+        let st = cast.paced(0, 200.0, 0.5).await.unwrap();
+        assert_eq!(st["posted"], json!(100.0));
+        assert_eq!(st["errors"], json!(0));
+        let (conv, _, _) = cast.visitors[0];
+        let c = cast.store.conversation(conv).await.unwrap();
+        assert!(c.assignee_id.is_some(), "the warm-up's reply assigns");
+        let total: i64 = futures::future::join_all(
+            cast.visitors
+                .iter()
+                .map(|(id, _, _)| cast.store.conversation(*id)),
+        )
+        .await
+        .into_iter()
+        .map(|c| c.unwrap().last_seq)
+        .sum();
+        // Each conversation: the handoff event, 2 warm-up messages and an assignment event.
+        assert_eq!(total, 6 * 4 + 100);
+        cast.close().await;
+    }
+}
