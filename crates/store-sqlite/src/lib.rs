@@ -1550,4 +1550,97 @@ mod tests {
         );
         assert!(!rekey.iter().any(|p| p.starts_with("SCAN")), "{rekey:?}");
     }
+
+    /// The segments on each level of FTS5's index, from its structure record (the format
+    /// is in SQLite's `fts5_index.c`: a 4-byte cookie, then varints: levels, segments,
+    /// writes, and per level the segments in a merge, the segments, and 3 per segment).
+    fn fts_levels(db: &rusqlite::Connection) -> Vec<u64> {
+        let b: Vec<u8> = db
+            .query_row(
+                "SELECT block FROM messages_fts_data WHERE id = 10",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_ne!(b[4..8], [0xff, 0, 0, 1], "a structure record of version 2");
+        let mut at = 4;
+        let mut varint = || {
+            let mut v = 0u64;
+            for k in 0..9 {
+                let c = b[at];
+                at += 1;
+                if k == 8 {
+                    return (v << 8) | u64::from(c);
+                }
+                v = (v << 7) | u64::from(c & 0x7f);
+                if c & 0x80 == 0 {
+                    break;
+                }
+            }
+            v
+        };
+        let (levels, _segments, _writes) = (varint(), varint(), varint());
+        (0..levels)
+            .map(|_| {
+                let (_merging, segments) = (varint(), varint());
+                for _ in 0..3 * segments {
+                    varint();
+                }
+                segments
+            })
+            .collect()
+    }
+
+    /// I9: FTS5's own merging is off (migrations/0006) and every step of the index
+    /// merges a little instead, so no level piles up segments (FTS5 would merge one only
+    /// at 16, in one long write), and a search still finds every message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_steps_merge_the_index_as_they_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        use confab_store::conformance::{contact, site, start, visitor_msg};
+        let site = site(&store, "s").await;
+        let conv = start(&store, site.id, contact(&store, site.id).await.id).await;
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let automerge: i64 = db
+            .query_row(
+                "SELECT v FROM messages_fts_config WHERE k = 'automerge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(automerge, 0);
+        let (steps, per_step) = (40, 64);
+        let mut most = 0;
+        for step in 0..steps {
+            let posts = (0..per_step).map(|i| {
+                let body = format!("parcel {step} line {i} with word{}", step * per_step + i);
+                store.post_message(visitor_msg(&conv, &format!("w-{step}-{i}"), &body))
+            });
+            for p in futures::future::join_all(posts).await {
+                p.unwrap();
+            }
+            store.stored(Op::IndexSearch).await.unwrap();
+            let levels = fts_levels(&db);
+            most = most.max(levels.iter().copied().max().unwrap_or(0));
+        }
+        // Each step adds a segment; without the steps' merges the first level would have
+        // held 15 of them before FTS5 merged it.
+        assert!(most <= 5, "a level held {most} segments");
+        let found: i64 = db
+            .query_row(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'parcel'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, steps * per_step);
+        store.close().await;
+        db.execute(
+            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .unwrap();
+    }
 }

@@ -494,13 +494,25 @@ fn index_alone(conn: &mut Connection) -> Result<()> {
 /// new segment and merge segments later, and done per batch that was a third of the
 /// log's pages at 5,000 msg/s (docs/performance.md, round 9). A search asks for a step
 /// first ([`Op::IndexSearch`]), so it still finds every message stored before it.
+///
+/// Each step also merges the index's segments a little ([`merge_pages`]), since FTS5's
+/// own merging is switched off (migrations/0006): it came in lumps that held the writer
+/// for 10–20 ms (docs/performance.md, round 19).
 fn index_search(conn: &Connection) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
-         WHERE id > (SELECT indexed_upto FROM search_progress) AND kind <> 'event' ORDER BY id",
-    )
-    .and_then(|mut st| st.execute([]))
-    .map_err(db_err)?;
+    let indexed = conn
+        .prepare_cached(
+            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
+             WHERE id > (SELECT indexed_upto FROM search_progress) AND kind <> 'event' ORDER BY id",
+        )
+        .and_then(|mut st| st.execute([]))
+        .map_err(db_err)?;
+    if indexed > 0 {
+        // Merges only where a level has `usermerge` (4) segments or a merge is under way:
+        // a budget beyond what is needed is not spent.
+        conn.prepare_cached("INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)")
+            .and_then(|mut st| st.execute([merge_pages(indexed)]))
+            .map_err(db_err)?;
+    }
     conn.prepare_cached(
         "UPDATE search_progress SET indexed_upto = (SELECT MAX(id) FROM messages) \
          WHERE indexed_upto < (SELECT MAX(id) FROM messages)",
@@ -508,6 +520,18 @@ fn index_search(conn: &Connection) -> Result<()> {
     .and_then(|mut st| st.execute([]))
     .map_err(db_err)?;
     Ok(())
+}
+
+/// The pages of segment merging a step of the index does after adding `indexed` messages.
+///
+/// FTS5's automatic merging did, per leaf page written, a page for each level of the
+/// index (five or six levels at 300,000 messages). A step's new segment takes about a
+/// leaf per 40 chat lines (two leaves for a step of 86 in round 19's run), so a quarter
+/// of a page per message is about twice that rate: enough for the merges to keep up, with
+/// a floor for small steps. After 30 s at 10,000 msg/s no level held more than four
+/// segments.
+fn merge_pages(indexed: usize) -> i64 {
+    8 + (indexed / 4) as i64
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {

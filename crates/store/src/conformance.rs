@@ -1,6 +1,7 @@
 //! The conformance cases every backend must pass, as plain async functions over
 //! `&dyn Store`. A backend runs them all with [`conformance_tests!`](crate::conformance_tests),
-//! giving each case a fresh, empty store.
+//! giving each case a fresh, empty store. Its set-up helpers (`site`, `contact`, `start`,
+//! `visitor_msg`) serve a backend's own tests too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ async fn agent(s: &dyn Store, email: &str, role: Role, access: Access, available
     }
 }
 
-async fn site(s: &dyn Store, key: &str) -> Site {
+pub async fn site(s: &dyn Store, key: &str) -> Site {
     s.create_site(NewSite {
         name: key.into(),
         public_key: key.into(),
@@ -86,7 +87,7 @@ async fn site(s: &dyn Store, key: &str) -> Site {
     .unwrap()
 }
 
-async fn contact(s: &dyn Store, site: SiteId) -> Contact {
+pub async fn contact(s: &dyn Store, site: SiteId) -> Contact {
     s.create_contact(NewContact {
         site_id: Some(site),
         now: Some(t0()),
@@ -100,7 +101,7 @@ fn online() -> Option<Handoff> {
     Some(rules::handoff(&SiteSettings::default(), true, t0()))
 }
 
-async fn start(s: &dyn Store, site: SiteId, contact: ContactId) -> Conversation {
+pub async fn start(s: &dyn Store, site: SiteId, contact: ContactId) -> Conversation {
     s.start_conversation(NewConversation {
         site_id: site,
         contact_id: contact,
@@ -116,7 +117,7 @@ async fn start(s: &dyn Store, site: SiteId, contact: ContactId) -> Conversation 
     .conversation
 }
 
-fn visitor_msg(conv: &Conversation, client_id: &str, body: &str) -> NewMessage {
+pub fn visitor_msg(conv: &Conversation, client_id: &str, body: &str) -> NewMessage {
     NewMessage {
         conversation_id: conv.id,
         author: Author::Visitor {

@@ -1,0 +1,15 @@
+-- I9: the full-text index merges its segments in small, even steps that the writer takes
+-- with each step of the index (see `writer::index_search` in src/writer.rs), instead of
+-- FTS5's own automatic merging.
+--
+-- Why: FTS5 merges automatically in units: each time 64 more leaf pages have been
+-- written, the write that crosses the mark merges 64 pages for every level of the index
+-- (300–400 pages once the index has grown). At 10,000 msg/s one index step in twenty-five
+-- took 10–20 ms instead of 0.5, and every post that came meanwhile waited behind it:
+-- p99 of the store alone went from 9 ms without full text to 24 ms with it
+-- (docs/performance.md, round 19). The same merging, spread over every step, costs each
+-- one a few pages.
+--
+-- `crisismerge` (16 segments on one level) stays as FTS5 has it: should the steps ever
+-- fall behind, FTS5 still merges a level before it grows too long.
+INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0);
