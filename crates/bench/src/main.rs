@@ -778,6 +778,22 @@ async fn busy_day(c: &Ctx, a: &DayArgs) -> anyhow::Result<Value> {
         workers,
     };
     let (server, s, dir) = fresh(c, agents).await?;
+    // The day loads the widget's script, which the server embeds when it is built: a
+    // binary built without the web UI would fail every conversation the same way.
+    let widget = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("{}/widget.js", server.base))
+        .send()
+        .await?
+        .status();
+    if !widget.is_success() {
+        server.stop().await;
+        anyhow::bail!(
+            "the server has no web UI (GET /widget.js: {widget}); build it first: \
+             (cd web && npm ci && npm run build), then cargo build --release -p confab"
+        );
+    }
     let r = day_run(&server, &s.site_key, false, &s.agents, &day, dir.path()).await;
     server.stop().await;
     let mut out = json!({"params": {"conversations": n, "messages": messages, "concurrency": concurrency, "agents": agents, "workers": workers}, "confab": r?});
