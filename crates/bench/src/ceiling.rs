@@ -177,49 +177,38 @@ pub async fn sqlite(dir: &std::path::Path, producers: usize, secs: f64) -> anyho
 /// This is the latency floor the storage sets for a message at that rate.
 pub async fn sqlite_paced(dir: &std::path::Path, rate: f64, secs: f64) -> anyhow::Result<Value> {
     let storage = Storage::open(dir)?;
-    let lat = Arc::new(std::sync::Mutex::new(util::hist()));
     let cpu0 = util::cpu_secs(std::process::id());
-    let start = tokio::time::Instant::now();
-    let start_ns = util::now_ns();
-    let total = (rate * secs).round() as u64;
     let mut talk = util::Talk::new(0);
-    let mut waits = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let due = Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(start + due).await;
-        let scheduled = start_ns + due.as_nanos() as u64;
+    let p = util::open_loop(rate, secs, |i, due_ns| {
         let (rtx, rrx) = oneshot::channel();
         // 1,000 conversations, as in the throughput scenario.
-        let body = util::body(scheduled, 'v', "raw", &talk.line('v'));
-        if storage
-            .tx
-            .send(((i % 1000) as i64, body, rtx))
-            .await
-            .is_err()
-        {
-            break;
+        let post = (
+            (i % 1000) as i64,
+            util::body(due_ns, 'v', "raw", &talk.line('v')),
+            rtx,
+        );
+        let tx = storage.tx.clone();
+        async move {
+            tx.send(post).await.map_err(|_| "the storage has stopped")?;
+            rrx.await
+                .map(drop)
+                .map_err(|_| "the sync failed".to_string())
         }
-        let lat = lat.clone();
-        waits.spawn(async move {
-            if rrx.await.is_ok() {
-                util::record_since(&mut lat.lock().unwrap(), scheduled);
-            }
-        });
-    }
-    while waits.join_next().await.is_some() {}
-    let el = start.elapsed().as_secs_f64();
+    })
+    .await;
     // This process does nothing else meanwhile: its CPU time is the storage's (the
     // driver's thread, SQLite, the commits) plus the small pacer.
-    let cores = (util::cpu_secs(std::process::id()) - cpu0) / el;
+    let cores = (util::cpu_secs(std::process::id()) - cpu0) / p.secs;
     let b = storage.close().await;
-    let h = lat.lock().unwrap();
+    let inserts = p.lat.len();
     Ok(json!({
         "offered_per_s": rate,
         "cpu_cores": r2(cores),
-        "inserts": h.len(),
-        "secs": r2(el),
-        "mean_batch": r2(h.len() as f64 / b as f64),
-        "commit_latency": util::lat(&h),
+        "inserts": inserts,
+        "errors": p.errors,
+        "secs": r2(p.secs),
+        "mean_batch": r2(inserts as f64 / b as f64),
+        "commit_latency": util::lat(&p.lat),
     }))
 }
 

@@ -7,8 +7,7 @@
 //! one row a message; this shows what Confab's data model allows on the same disk. The
 //! gap between Confab and this is the server; between this and the relay, the store.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -148,56 +147,40 @@ impl Cast {
     /// was due, so a store that falls behind cannot hide it. Half the posts are visitors',
     /// half their agents' replies, visitors taking turns in a shuffled order.
     pub async fn paced(&self, step: usize, rate: f64, secs: f64) -> anyhow::Result<Value> {
-        let lat = Arc::new(Mutex::new(util::hist()));
-        let failed = Arc::new(Mutex::new((0u64, None::<String>)));
         let me = std::process::id();
         let (cpu0, written0) = (util::cpu_secs(me), util::written_bytes(me));
         let mut talk = util::Talk::new(step as u64 + 2);
         let turns = talk.shuffled(self.visitors.len());
-        let start = tokio::time::Instant::now();
-        let start_ns = util::now_ns();
-        let total = (rate * secs).round() as u64;
-        let mut waits = tokio::task::JoinSet::new();
-        for i in 0..total {
-            let due = Duration::from_secs_f64(i as f64 / rate);
-            tokio::time::sleep_until(start + due).await;
-            let scheduled = start_ns + due.as_nanos() as u64;
+        let p = util::open_loop(rate, secs, |i, due_ns| {
             let visitor = i % 2 == 0;
             let (prefix, dir) = if visitor { ("w", 'v') } else { ("a", 'a') };
-            let tag = format!("{step}-{i}");
-            let body = util::body(scheduled, dir, &tag, &talk.line(dir));
+            let body = util::body(due_ns, dir, &format!("{step}-{i}"), &talk.line(dir));
             let turn = turns[(i / 2) as usize % turns.len()];
             let m = self.message(turn, visitor, talk.client_id(prefix), &body);
-            let (store, lat, failed) = (self.store.clone(), lat.clone(), failed.clone());
-            waits.spawn(async move {
-                match store.post_message(m).await {
-                    Ok(_) => util::record_since(&mut lat.lock().unwrap(), scheduled),
-                    Err(e) => {
-                        let mut f = failed.lock().unwrap();
-                        f.0 += 1;
-                        f.1.get_or_insert_with(|| e.to_string());
-                    }
-                }
-            });
-        }
-        while waits.join_next().await.is_some() {}
-        let el = start.elapsed().as_secs_f64();
+            let store = self.store.clone();
+            async move {
+                store
+                    .post_message(m)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
         // This process does nothing else meanwhile (the load generator's workers are
         // processes of their own): its CPU time is the store's, plus the small pacer.
-        let cores = (util::cpu_secs(me) - cpu0) / el;
+        let cores = (util::cpu_secs(me) - cpu0) / p.secs;
         let written = util::written_bytes(me).saturating_sub(written0);
-        let h = lat.lock().unwrap();
-        let (errors, first_error) = failed.lock().unwrap().clone();
-        let posted = h.len() as f64;
-        let per_s = posted / el.max(secs);
-        let l = util::lat(&h);
+        let posted = p.lat.len() as f64;
+        let per_s = posted / p.secs.max(secs);
+        let l = util::lat(&p.lat);
         Ok(json!({
             "offered_per_s": rate,
             "posted": posted,
             "posted_per_s": per_s.round(),
-            "errors": errors,
-            "first_error": first_error,
-            "sustained": errors == 0 && per_s >= 0.95 * rate && l.p99_ms <= 50.0,
+            "errors": p.errors,
+            "first_error": p.first_error,
+            "sustained": p.errors == 0 && per_s >= 0.95 * rate && l.p99_ms <= 50.0,
             "cpu_cores": r2(cores),
             "written_kib_per_msg": r2(written as f64 / 1024.0 / posted.max(1.0)),
             "post_latency": l,

@@ -163,6 +163,63 @@ pub fn record_since(h: &mut Histogram<u64>, scheduled_ns: u64) {
     h.saturating_record(us.max(1));
 }
 
+/// What [`open_loop`] measured.
+pub struct Paced {
+    /// From when each job was due to when it succeeded.
+    pub lat: Histogram<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Wall time from the first job's start to the last one's end.
+    pub secs: f64,
+}
+
+/// Runs `rate × secs` jobs open loop: job `i` starts when it is due (`i / rate` after the
+/// start) whatever the earlier ones are doing, so a slow system cannot slow the pacer
+/// down and hide it, and its latency counts from that time. `job(i, due_ns)` makes the
+/// job; the pacer waits for all of them before it returns.
+pub async fn open_loop<F, Fut>(rate: f64, secs: f64, mut job: F) -> Paced
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let results = std::sync::Arc::new(std::sync::Mutex::new(Paced {
+        lat: hist(),
+        errors: 0,
+        first_error: None,
+        secs: 0.0,
+    }));
+    let start = tokio::time::Instant::now();
+    let start_ns = now_ns();
+    let mut waits = tokio::task::JoinSet::new();
+    for i in 0..(rate * secs).round() as u64 {
+        let due = std::time::Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(start + due).await;
+        let scheduled = start_ns + due.as_nanos() as u64;
+        let (done, results) = (job(i, scheduled), results.clone());
+        waits.spawn(async move {
+            let r = done.await;
+            let mut p = results.lock().unwrap();
+            match r {
+                Ok(()) => record_since(&mut p.lat, scheduled),
+                Err(e) => {
+                    p.errors += 1;
+                    p.first_error.get_or_insert(e);
+                }
+            }
+        });
+    }
+    while waits.join_next().await.is_some() {}
+    let secs = start.elapsed().as_secs_f64();
+    let results = std::sync::Arc::try_unwrap(results).map_err(|_| "every job has ended");
+    Paced {
+        secs,
+        ..results
+            .expect("joined")
+            .into_inner()
+            .expect("no job panicked holding it")
+    }
+}
+
 pub fn hist_to_b64(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     V2Serializer::new()

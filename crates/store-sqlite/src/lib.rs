@@ -1533,10 +1533,7 @@ mod tests {
     #[tokio::test]
     async fn idempotency_lookups_and_merges_search_their_indexes() {
         let (_dir, db) = migrated().await;
-        let retry = query_plan(
-            &db,
-            "SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2",
-        );
+        let retry = query_plan(&db, writer::RETRY_OF);
         assert_eq!(
             retry,
             ["SEARCH m USING COVERING INDEX messages_idempotency (client_id=? AND author_key=?)"],

@@ -598,6 +598,10 @@ struct PostContext {
     retry_of: Option<i64>,
 }
 
+/// The message this author already sent with this client id (`?1`, `?2`): a retry.
+pub(crate) const RETRY_OF: &str =
+    "SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2";
+
 fn post_context(
     conn: &Connection,
     id: ConversationId,
@@ -606,7 +610,7 @@ fn post_context(
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
-             (SELECT m.id FROM messages m WHERE m.author_key = ?1 AND m.client_id = ?2) AS retry_of \
+             ({RETRY_OF}) AS retry_of \
              FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?3"
         )
     });
