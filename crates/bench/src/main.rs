@@ -557,6 +557,13 @@ async fn log_pages(
     tokio::task::spawn_blocking(move || wal::explain(&copies, &db, "messages")).await?
 }
 
+/// CPU seconds of the load generator so far: its workers and this process (which copies
+/// the database's log during steps).
+fn load_generator_cpu(pool: &Pool) -> f64 {
+    let workers: f64 = pool.workers.iter().map(|w| util::cpu_secs(w.pid)).sum();
+    workers + util::cpu_secs(std::process::id())
+}
+
 /// Step numbers of second tries start here (the warm-up is step 999).
 const RETRY: usize = 500;
 
@@ -592,6 +599,8 @@ async fn rate_step(
 ) -> anyhow::Result<Step> {
     let start_ns = util::now_ns() + 300_000_000;
     let cpu0 = util::cpu_secs(server.pid);
+    let gen0 = load_generator_cpu(pool);
+    let (idle0, steal0) = util::machine_idle_steal();
     let written0 = util::written_bytes(server.pid);
     // Copies of the database's log through the middle half of the step (see `wal`).
     let log_copy = server.db.clone().map(|db| {
@@ -611,6 +620,9 @@ async fn rate_step(
         })
         .await?;
     let cpu = util::cpu_secs(server.pid) - cpu0;
+    let gen = load_generator_cpu(pool) - gen0;
+    let (idle, steal) = util::machine_idle_steal();
+    let (idle, steal) = (idle - idle0, steal - steal0);
     let written = util::written_bytes(server.pid).saturating_sub(written0);
     let wall = t0.elapsed().as_secs_f64();
     let mut h = [util::hist(), util::hist(), util::hist()];
@@ -640,7 +652,7 @@ async fn rate_step(
         None => None,
     };
     eprintln!(
-        "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, wrote {:.2} KiB/msg",
+        "  step {rate:>7} msg/s: acked {acked} of {sent} at {:.0}/s; v→a p50 {:.2} p99 {:.2} p999 {:.2} ms; a→v p50 {:.2} p99 {:.2} ms; server CPU {:.2} cores, load generator {:.2}, idle {:.2}; wrote {:.2} KiB/msg",
         achieved,
         v2a.p50_ms,
         v2a.p99_ms,
@@ -648,6 +660,8 @@ async fn rate_step(
         a2v.p50_ms,
         a2v.p99_ms,
         cpu / wall,
+        gen / wall,
+        idle / wall,
         written_kib_per_msg
     );
     let mut json = json!({
@@ -656,6 +670,8 @@ async fn rate_step(
         "visitor_to_agent": v2a, "agent_to_visitor": a2v, "send_to_ack": ack,
         "lost": step_lost, "dup": sum(&r, "dup"), "errors": errors, "resyncs": sum(&r, "resyncs"),
         "server_cpu_cores": r2(cpu / wall),
+        "load_generator_cpu_cores": r2(gen / wall), "machine_idle_cores": r2(idle / wall),
+        "machine_steal_cores": r2(steal / wall),
         "server_written_kib_per_msg": r2(written_kib_per_msg),
     });
     match log {

@@ -341,6 +341,7 @@ pub fn markdown(all: &Value) -> String {
                 let _ = writeln!(m, "| {rate} | {d} | {r} | {q} |");
             }
         }
+        cores_table(&mut m, s);
         log_pages_table(&mut m, s);
         let c = &s["confab"];
         let _ = writeln!(
@@ -526,6 +527,61 @@ pub fn markdown(all: &Value) -> String {
 
 /// Where each step's database log pages went (`log_mid_step`, from `wal`): Confab's and
 /// the persisting relay's.
+/// Where the machine's cores went in each step: the server's process, the load generator
+/// (its workers and the bench's own process) and what nobody used, for Confab and each
+/// relay. A step whose cores are all taken cannot go faster on this machine without
+/// cheaper work on one side or the other.
+fn cores_table(m: &mut String, s: &Value) {
+    let steps = |v: &Value| v["steps"].as_array().cloned().unwrap_or_default();
+    let runs = [
+        steps(&s["confab"]),
+        steps(&s["ceiling"]["durable"]),
+        steps(&s["ceiling"]),
+    ];
+    if !runs[0]
+        .iter()
+        .any(|st| st["load_generator_cpu_cores"].is_number())
+    {
+        return;
+    }
+    let _ = writeln!(m, "\nWhere the machine's cores went in each step: the server's process / the load generator (its workers and the bench) / idle, in cores (stolen by the hypervisor, when any, in brackets):\n\n| offered msg/s | Confab | relay + storage | bare relay |\n|---|---|---|---|");
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .flatten()
+        .filter_map(|st| st["offered_per_s"].as_f64())
+        .collect();
+    rates.sort_by(|a, b| a.total_cmp(b));
+    rates.dedup();
+    for rate in rates {
+        let cell = |run: &[Value]| {
+            run.iter()
+                .find(|st| st["offered_per_s"].as_f64() == Some(rate))
+                .map(|st| {
+                    let steal = st["machine_steal_cores"].as_f64().unwrap_or(0.0);
+                    format!(
+                        "{} / {} / {}{}",
+                        f(&st["server_cpu_cores"]),
+                        f(&st["load_generator_cpu_cores"]),
+                        f(&st["machine_idle_cores"]),
+                        if steal >= 0.01 {
+                            format!(" ({steal:.2})")
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .unwrap_or("–".into())
+        };
+        let _ = writeln!(
+            m,
+            "| {rate} | {} | {} | {} |",
+            cell(&runs[0]),
+            cell(&runs[1]),
+            cell(&runs[2])
+        );
+    }
+}
+
 fn log_pages_table(m: &mut String, s: &Value) {
     let steps = |v: &Value| v["steps"].as_array().cloned().unwrap_or_default();
     let (confab, relay) = (steps(&s["confab"]), steps(&s["ceiling"]["durable"]));
@@ -575,5 +631,47 @@ fn log_pages_table(m: &mut String, s: &Value) {
             f(&st["offered_per_s"]),
             sum(l)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cores_table_sets_each_run_beside_the_others_by_rate() {
+        let step = |rate: f64, server: f64, gen: f64, idle: f64, steal: f64| {
+            json!({"offered_per_s": rate, "server_cpu_cores": server,
+                "load_generator_cpu_cores": gen, "machine_idle_cores": idle,
+                "machine_steal_cores": steal})
+        };
+        let all = json!({"scenarios": {"throughput": {
+            "params": {"visitors": 10, "agents": 2, "step_secs": 1},
+            "confab": {"steps": [step(5000.0, 0.83, 0.31, 0.8, 0.0), step(10000.0, 1.3, 0.55, 0.1, 0.0)]},
+            "ceiling": {
+                "steps": [step(5000.0, 0.25, 0.3, 1.4, 0.0), step(30000.0, 0.75, 1.05, 0.1, 0.0)],
+                "durable": {"steps": [step(5000.0, 0.5, 0.3, 1.2, 0.04)]},
+            },
+        }}});
+        let m = markdown(&all);
+        assert!(
+            m.contains(
+                "| 5000 | 0.83 / 0.31 / 0.80 | 0.50 / 0.30 / 1.20 (0.04) | 0.25 / 0.30 / 1.40 |"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("| 10000 | 1.30 / 0.55 / 0.10 | – | – |"), "{m}");
+        assert!(m.contains("| 30000 | – | – | 0.75 / 1.05 / 0.10 |"), "{m}");
+        // Results of earlier runs, without these figures, get no such table.
+        let mut old = all.clone();
+        for st in old["scenarios"]["throughput"]["confab"]["steps"]
+            .as_array_mut()
+            .unwrap()
+        {
+            st.as_object_mut()
+                .unwrap()
+                .remove("load_generator_cpu_cores");
+        }
+        assert!(!markdown(&old).contains("Where the machine's cores went"));
     }
 }

@@ -319,6 +319,26 @@ pub fn written_bytes(pid: u32) -> u64 {
     proc_value(pid, "io", "wchar:")
 }
 
+/// The whole machine's CPU time so far, from `/proc/stat`, in seconds: idle (waiting for
+/// I/O included) and stolen by the hypervisor. Differences over a step say how much of the
+/// machine nobody used, and how much the VM did not get.
+pub fn machine_idle_steal() -> (f64, f64) {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return (0.0, 0.0);
+    };
+    // cpu  user nice system idle iowait irq softirq steal …
+    let f: Vec<f64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    ((at(3) + at(4)) / clk_tck(), at(7) / clk_tck())
+}
+
 fn clk_tck() -> f64 {
     static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TCK.get_or_init(|| {
@@ -350,6 +370,16 @@ mod tests {
         std::fs::write(&file, [7u8; 10_000]).unwrap();
         std::fs::remove_file(&file).unwrap();
         assert!(written_bytes(me) >= before + 10_000);
+    }
+
+    #[test]
+    fn machine_counters_read_and_only_grow() {
+        let (idle0, steal0) = machine_idle_steal();
+        // Since boot some CPU was idle: a zero means /proc/stat was not read.
+        assert!(idle0 > 0.0, "idle {idle0}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (idle1, steal1) = machine_idle_steal();
+        assert!(idle1 >= idle0 && steal1 >= steal0);
     }
 
     #[test]
