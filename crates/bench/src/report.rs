@@ -203,25 +203,13 @@ pub fn markdown(all: &Value) -> String {
         bad("throughput", &mut m);
         let _ = writeln!(m, "Best sustained rate of persisted, acknowledged messages with p99 ≤ 50 ms: **{} msg/s**. Ceilings: the relay persisting every message before its ack (both halves, same durability) {} msg/s; the bare relay {} msg/s; Confab's own store driven in-process, without the server, {} posts/s; raw SQLite group commit in the ceiling table. Target ≥ 20,000.\n", f(&s["confab"]["best_sustained_per_s"]), f(&s["ceiling"]["durable"]["best_sustained_per_s"]), f(&s["ceiling"]["best_sustained_per_s"]), f(&s["ceiling"]["store"]["best_sustained_per_s"]));
         let _ = writeln!(m, "| offered msg/s | acked msg/s | v→a p50 / p99 / p99.9 ms | a→v p50 / p99 / p99.9 ms | send→ack p99 ms | server CPU cores | server writes, KiB per msg: Confab / relay + storage | relay + storage: acked/s, v→a p50 / p99, a→v p99 ms, cores | Confab's store alone: posts/s, p50 / p99 ms, cores, KiB per msg | raw SQLite commit at this rate: p50 / p99 / p99.9 ms, cores |\n|---|---|---|---|---|---|---|---|---|---|");
-        let durable = s["ceiling"]["durable"]["steps"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let storage = s["ceiling"]["storage"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let alone = s["ceiling"]["store"]["steps"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let ksteps = s["ceiling"]["steps"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for st in s["confab"]["steps"].as_array().cloned().unwrap_or_default() {
-            let rate = st["offered_per_s"].clone();
-            let k = durable.iter().find(|k| k["offered_per_s"] == rate);
+        let durable = steps(&s["ceiling"]["durable"]);
+        let storage = array(&s["ceiling"]["storage"]);
+        let alone = steps(&s["ceiling"]["store"]);
+        let ksteps = steps(&s["ceiling"]);
+        for st in steps(&s["confab"]) {
+            let rate = st["offered_per_s"].as_f64().unwrap_or(0.0);
+            let k = step_at(&durable, rate);
             let kc = k
                 .map(|k| {
                     format!(
@@ -239,9 +227,7 @@ pub fn markdown(all: &Value) -> String {
                     )
                 })
                 .unwrap_or("–".into());
-            let sc = storage
-                .iter()
-                .find(|k| k["offered_per_s"] == rate)
+            let sc = step_at(&storage, rate)
                 .map(|k| {
                     let l = &k["commit_latency"];
                     format!(
@@ -253,9 +239,7 @@ pub fn markdown(all: &Value) -> String {
                     )
                 })
                 .unwrap_or("–".into());
-            let al = alone
-                .iter()
-                .find(|k| k["offered_per_s"] == rate)
+            let al = step_at(&alone, rate)
                 .map(|k| {
                     format!(
                         "{}{}, {} / {}, {}, {}",
@@ -276,7 +260,7 @@ pub fn markdown(all: &Value) -> String {
             let _ = writeln!(
                 m,
                 "| {} | {}{} | {} / {} / {} | {} / {} / {} | {} | {} | {} / {} | {} | {} | {} |",
-                f(&rate),
+                f(&st["offered_per_s"]),
                 f(&st["acked_per_s"]),
                 match (st["sustained"] == json!(true), st["first_try"].is_object()) {
                     (true, false) => "",
@@ -302,22 +286,9 @@ pub fn markdown(all: &Value) -> String {
             // The ceilings at every offered rate, also where Confab stopped: what the
             // machine gives each half of the work on its own.
             let _ = writeln!(m, "\nThe ceilings alone at every rate (each relay's process and the raw SQLite inserts each on the same 2 cores as their load generator):\n\n| offered msg/s | relay + storage: acked/s, v→a p99 ms, server cores | bare relay: acked/s, v→a p99 ms, server cores | raw SQLite: commit p99 ms, cores |\n|---|---|---|---|");
-            let mut rates: Vec<f64> = ksteps
-                .iter()
-                .chain(durable.iter())
-                .chain(storage.iter())
-                .filter_map(|k| k["offered_per_s"].as_f64())
-                .collect();
-            rates.sort_by(|a, b| a.total_cmp(b));
-            rates.dedup();
-            for rate in rates {
-                let at = |v: &[Value]| {
-                    v.iter()
-                        .find(|k| k["offered_per_s"].as_f64() == Some(rate))
-                        .cloned()
-                };
+            for rate in rates_of(&[&ksteps, &durable, &storage]) {
                 let relay = |v: &[Value]| {
-                    at(v)
+                    step_at(v, rate)
                         .map(|k| {
                             format!(
                                 "{}, {}, {}",
@@ -329,7 +300,7 @@ pub fn markdown(all: &Value) -> String {
                         .unwrap_or("–".into())
                 };
                 let (d, r) = (relay(&durable), relay(&ksteps));
-                let q = at(&storage)
+                let q = step_at(&storage, rate)
                     .map(|k| {
                         format!(
                             "{}, {}",
@@ -527,12 +498,41 @@ pub fn markdown(all: &Value) -> String {
 
 /// Where each step's database log pages went (`log_mid_step`, from `wal`): Confab's and
 /// the persisting relay's.
+/// The elements of a JSON array (none when `v` is not one, as for a run that did not
+/// take place).
+fn array(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// A run's steps.
+fn steps(run: &Value) -> Vec<Value> {
+    array(&run["steps"])
+}
+
+/// The step of `run` at the offered `rate`.
+fn step_at(run: &[Value], rate: f64) -> Option<&Value> {
+    run.iter()
+        .find(|st| st["offered_per_s"].as_f64() == Some(rate))
+}
+
+/// Every rate offered in any of `runs`, each once, lowest first.
+fn rates_of(runs: &[&[Value]]) -> Vec<f64> {
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .copied()
+        .flatten()
+        .filter_map(|st| st["offered_per_s"].as_f64())
+        .collect();
+    rates.sort_by(|a, b| a.total_cmp(b));
+    rates.dedup();
+    rates
+}
+
 /// Where the machine's cores went in each step: the server's process, the load generator
 /// (its workers and the bench's own process) and what nobody used, for Confab and each
 /// relay. A step whose cores are all taken cannot go faster on this machine without
 /// cheaper work on one side or the other.
 fn cores_table(m: &mut String, s: &Value) {
-    let steps = |v: &Value| v["steps"].as_array().cloned().unwrap_or_default();
     let runs = [
         steps(&s["confab"]),
         steps(&s["ceiling"]["durable"]),
@@ -545,17 +545,9 @@ fn cores_table(m: &mut String, s: &Value) {
         return;
     }
     let _ = writeln!(m, "\nWhere the machine's cores went in each step: the server's process / the load generator (its workers and the bench) / idle, in cores (stolen by the hypervisor, when any, in brackets):\n\n| offered msg/s | Confab | relay + storage | bare relay |\n|---|---|---|---|");
-    let mut rates: Vec<f64> = runs
-        .iter()
-        .flatten()
-        .filter_map(|st| st["offered_per_s"].as_f64())
-        .collect();
-    rates.sort_by(|a, b| a.total_cmp(b));
-    rates.dedup();
-    for rate in rates {
+    for rate in rates_of(&[&runs[0], &runs[1], &runs[2]]) {
         let cell = |run: &[Value]| {
-            run.iter()
-                .find(|st| st["offered_per_s"].as_f64() == Some(rate))
+            step_at(run, rate)
                 .map(|st| {
                     let steal = st["machine_steal_cores"].as_f64().unwrap_or(0.0);
                     format!(
@@ -583,7 +575,6 @@ fn cores_table(m: &mut String, s: &Value) {
 }
 
 fn log_pages_table(m: &mut String, s: &Value) {
-    let steps = |v: &Value| v["steps"].as_array().cloned().unwrap_or_default();
     let (confab, relay) = (steps(&s["confab"]), steps(&s["ceiling"]["durable"]));
     if !confab.iter().any(|st| st["log_mid_step"].is_object()) {
         return;
@@ -612,9 +603,7 @@ fn log_pages_table(m: &mut String, s: &Value) {
                     .join(", ")
             })
             .unwrap_or("–".into());
-        let r = relay
-            .iter()
-            .find(|k| k["offered_per_s"] == st["offered_per_s"])
+        let r = step_at(&relay, st["offered_per_s"].as_f64().unwrap_or(0.0))
             .map(|k| &k["log_mid_step"])
             .filter(|k| k.is_object())
             .map(|k| {
