@@ -44,6 +44,27 @@ impl Conns {
         })
     }
 
+    /// Attaches the database file `file` as `name` to every connection (before any use).
+    pub async fn attach(&self, file: &std::path::Path, name: &str) -> Result<()> {
+        let file = file.to_str().ok_or_else(|| {
+            StoreError::Internal(format!("the path is not UTF-8: {}", file.display()))
+        })?;
+        let mut conns = std::mem::take(&mut *self.idle());
+        let mut done = Ok(());
+        for c in &mut conns {
+            if done.is_ok() {
+                done = sqlx::query(&format!("ATTACH DATABASE ? AS {name}"))
+                    .bind(file)
+                    .execute(&mut *c)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Unavailable(e.to_string()));
+            }
+        }
+        self.idle().extend(conns);
+        done
+    }
+
     fn idle(&self) -> MutexGuard<'_, Vec<SqliteConnection>> {
         // A panic while holding the lock leaves a plain list behind: still consistent.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())

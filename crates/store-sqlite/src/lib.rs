@@ -18,6 +18,7 @@
 mod conns;
 mod inline;
 mod rows;
+mod search;
 mod writer;
 
 use std::path::Path;
@@ -48,12 +49,6 @@ const REKEY_MESSAGES: &str = "UPDATE messages SET author_key = ?1 WHERE author_k
 
 /// How many posts one group commit takes at most.
 const MAX_BATCH: usize = 512;
-
-/// The full-text index takes a step (see `writer::index_search`) when at least this many
-/// posts and starts went by and the writer has nothing else to do; a search takes one at
-/// once, and so does a batch when the writer has had no time for one for this long.
-const SEARCH_STEP: usize = 64;
-const SEARCH_BACKLOG: usize = 4 * MAX_BATCH;
 
 /// Read connections: reads run on their own threads beside the writer.
 const READERS: usize = 4;
@@ -115,6 +110,8 @@ pub struct SqliteStore {
     /// Group commits that failed and were written again post by post (see
     /// [`commit_batch`]); only the database's own errors should ever cause one.
     batches_rewritten: Arc<AtomicU64>,
+    /// The full-text index, in a file and on a thread of its own (`search.rs`).
+    search: Arc<search::Search>,
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -173,6 +170,8 @@ impl SqliteStore {
             .run(&mut *write.get().await?)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // Before the readers, which attach its file.
+        let search = Arc::new(search::Search::start(path)?);
         let read = Arc::new(
             Conns::open(
                 &opts.read_only(true).pragma("cache_size", READER_CACHE_KIB),
@@ -181,6 +180,7 @@ impl SqliteStore {
             )
             .await?,
         );
+        read.attach(&search::path_of(path), "search").await?;
         let (tx, rx) = mpsc::channel(4096);
         let batches_rewritten = Arc::new(AtomicU64::new(0));
         let mut wal = path.as_os_str().to_owned();
@@ -198,6 +198,7 @@ impl SqliteStore {
             write,
             writes: tx,
             batches_rewritten,
+            search,
         })
     }
 
@@ -279,6 +280,8 @@ impl SqliteStore {
 
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
+        let search = self.search.clone();
+        let _ = tokio::task::spawn_blocking(move || search.stop()).await;
         self.point.close();
         self.read.close().await;
         self.write.close().await;
@@ -967,7 +970,8 @@ impl Store for SqliteStore {
 
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Vec<ConversationSummary>> {
         if q.text.is_some() {
-            self.stored(Op::IndexSearch).await?;
+            // I9: a search finds every message stored before it.
+            self.search.catch_up().await?;
         }
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(SUMMARY_SELECT.as_str());
         b.push_bind(q.viewer.0);
@@ -1031,11 +1035,11 @@ impl Store for SqliteStore {
             // Quoted as one FTS5 phrase, so the user's text is never FTS syntax.
             let phrase = format!("\"{}\"", text.replace('"', "\"\""));
             b.push(
-                " AND c.id IN (SELECT m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-                 WHERE messages_fts MATCH ",
+                " AND c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN \
+                 (SELECT rowid FROM search.messages_fts WHERE messages_fts MATCH ",
             )
             .push_bind(phrase)
-            .push(")");
+            .push("))");
         }
         if let Some((t, id)) = q.before {
             b.push(" AND (c.last_message_at < ")
@@ -1548,96 +1552,73 @@ mod tests {
         assert!(!rekey.iter().any(|p| p.starts_with("SCAN")), "{rekey:?}");
     }
 
-    /// The segments on each level of FTS5's index, from its structure record (the format
-    /// is in SQLite's `fts5_index.c`: a 4-byte cookie, then varints: levels, segments,
-    /// writes, and per level the segments in a merge, the segments, and 3 per segment).
-    fn fts_levels(db: &rusqlite::Connection) -> Vec<u64> {
-        let b: Vec<u8> = db
-            .query_row(
-                "SELECT block FROM messages_fts_data WHERE id = 10",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_ne!(b[4..8], [0xff, 0, 0, 1], "a structure record of version 2");
-        let mut at = 4;
-        let mut varint = || {
-            let mut v = 0u64;
-            for k in 0..9 {
-                let c = b[at];
-                at += 1;
-                if k == 8 {
-                    return (v << 8) | u64::from(c);
-                }
-                v = (v << 7) | u64::from(c & 0x7f);
-                if c & 0x80 == 0 {
-                    break;
-                }
-            }
-            v
-        };
-        let (levels, _segments, _writes) = (varint(), varint(), varint());
-        (0..levels)
-            .map(|_| {
-                let (_merging, segments) = (varint(), varint());
-                for _ in 0..3 * segments {
-                    varint();
-                }
-                segments
-            })
-            .collect()
-    }
-
-    /// I9: FTS5's own merging is off (migrations/0006) and every step of the index
-    /// merges a little instead, so no level piles up segments (FTS5 would merge one only
-    /// at 16, in one long write), and a search still finds every message.
+    /// I9, with the index in its own file (`search.rs`): a search finds what was posted
+    /// just before it, and after a conversation is deleted its messages' entries are gone
+    /// from the index file too (not just hidden by the join), and so are the ids that
+    /// said which to remove.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn search_steps_merge_the_index_as_they_go() {
+    async fn deleted_messages_leave_the_search_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("confab.db");
         let store = SqliteStore::open(&path).await.unwrap();
-        use confab_store::conformance::{contact, site, start, visitor_msg};
+        use confab_store::conformance::{agent, contact, site, start, visitor_msg};
         let site = site(&store, "s").await;
-        let conv = start(&store, site.id, contact(&store, site.id).await.id).await;
-        let db = rusqlite::Connection::open(&path).unwrap();
-        let automerge: i64 = db
-            .query_row(
-                "SELECT v FROM messages_fts_config WHERE k = 'automerge'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(automerge, 0);
-        let (steps, per_step) = (40, 64);
-        let mut most = 0;
-        for step in 0..steps {
-            let posts = (0..per_step).map(|i| {
-                let body = format!("parcel {step} line {i} with word{}", step * per_step + i);
-                store.post_message(visitor_msg(&conv, &format!("w-{step}-{i}"), &body))
-            });
-            for p in futures::future::join_all(posts).await {
-                p.unwrap();
-            }
-            store.stored(Op::IndexSearch).await.unwrap();
-            let levels = fts_levels(&db);
-            most = most.max(levels.iter().copied().max().unwrap_or(0));
+        let a = agent(&store, "a@example.com", Role::Owner, Access::Full, true).await;
+        let kept = start(&store, site.id, contact(&store, site.id).await.id).await;
+        let gone = start(&store, site.id, contact(&store, site.id).await.id).await;
+        let mut ids = Vec::new();
+        for (conv, body) in [
+            (&kept, "parcel kept"),
+            (&gone, "parcel gone"),
+            (&gone, "parcel also gone"),
+        ] {
+            let posted = store
+                .post_message(visitor_msg(conv, body, body))
+                .await
+                .unwrap();
+            ids.push(posted.message.id.0);
         }
-        // Each step adds a segment; without the steps' merges the first level would have
-        // held 15 of them before FTS5 merged it.
-        assert!(most <= 5, "a level held {most} segments");
-        let found: i64 = db
-            .query_row(
-                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'parcel'",
+        let mut q = ConversationQuery::new(a.id);
+        q.text = Some("parcel".into());
+        assert_eq!(store.list_conversations(&q).await.unwrap().len(), 2);
+        let index = rusqlite::Connection::open(search::path_of(&path)).unwrap();
+        let entry = |id: i64| -> bool {
+            index
+                .query_row(
+                    "SELECT count(*) FROM messages_fts_docsize WHERE id = ?1",
+                    [id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                == 1
+        };
+        assert!(
+            ids.iter().all(|id| entry(*id)),
+            "indexed before the search ran"
+        );
+
+        store.delete_conversation(gone.id).await.unwrap();
+        let found = store.list_conversations(&q).await.unwrap();
+        assert_eq!(
+            found.iter().map(|c| c.conversation.id).collect::<Vec<_>>(),
+            [kept.id]
+        );
+        assert!(entry(ids[0]));
+        assert!(
+            !entry(ids[1]) && !entry(ids[2]),
+            "entries of deleted messages left"
+        );
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let left: i64 = db
+            .query_row("SELECT count(*) FROM search_erasures", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        store.close().await;
+        index
+            .execute(
+                "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
                 [],
-                |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(found, steps * per_step);
-        store.close().await;
-        db.execute(
-            "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
-            [],
-        )
-        .unwrap();
     }
 }

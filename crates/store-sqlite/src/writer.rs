@@ -37,8 +37,7 @@ use crate::conns::Conns;
 use crate::rows::*;
 use crate::{
     author_key, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE, INSERT_NOTIFICATION, MAX_BATCH,
-    SAVE_CONVERSATION, SEARCH_BACKLOG, SEARCH_STEP, SELECT_ATTACHMENT, SUMMARY_FROM,
-    SUMMARY_SELECT,
+    SAVE_CONVERSATION, SELECT_ATTACHMENT, SUMMARY_FROM, SUMMARY_SELECT,
 };
 
 /// A write to a conversation's timeline, done on the writer thread.
@@ -81,16 +80,6 @@ pub(crate) enum Op {
         contact: ContactId,
         view: PageView,
     },
-    /// I9: index every message the full-text index has not seen yet, so that a search
-    /// made after this finds them all (read-your-writes; see [`index_search`]).
-    IndexSearch,
-}
-
-impl Op {
-    /// Whether the op may add a searchable message (an event is not searchable).
-    fn adds_text(&self) -> bool {
-        matches!(self, Op::Post(_) | Op::Start(_))
-    }
 }
 
 /// What an [`Op`] did; each op has its own variant (see `SqliteStore::write`).
@@ -148,14 +137,12 @@ pub(crate) fn open(path: &Path, cache_kib: &str) -> Result<Connection> {
 /// Starts the writer thread on `conn`, taking posts from `rx`, and the thread that syncs
 /// its commits to disk (`wal`: the database's write-ahead log).
 pub(crate) fn start(
-    mut conn: Connection,
+    conn: Connection,
     wal: PathBuf,
     write: Arc<Conns>,
     rx: mpsc::Receiver<(Op, Reply)>,
     rewritten: Arc<AtomicU64>,
 ) -> Result<()> {
-    // After a crash, the messages of the steps that never came.
-    index_alone(&mut conn)?;
     let rt = tokio::runtime::Handle::current();
     let (to_sync, synced) = std_mpsc::channel::<Answers>();
     let failed = Arc::new(AtomicBool::new(false));
@@ -336,9 +323,6 @@ fn run(
     rewritten: &AtomicU64,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // Posts and starts since the last step of the full-text index (an estimate of the
-    // messages waiting for it: the step itself goes by `search_progress`).
-    let mut unindexed = 0;
     while let Some(first) = rx.blocking_recv() {
         to_sync.gate.wait_idle(|| rx.len() + 1 >= MAX_BATCH);
         batch.push(first);
@@ -365,16 +349,8 @@ fn run(
                 continue;
             }
         };
-        unindexed += batch.iter().filter(|(op, _)| op.adds_text()).count();
-        // A search waits for its step; else the step waits for a moment with nothing
-        // else to write, unless the writer never has one.
-        let index = unindexed >= SEARCH_BACKLOG
-            || batch.iter().any(|(op, _)| matches!(op, Op::IndexSearch));
-        match commit_batch(&mut conn, &batch, index, rewritten) {
-            Ok((results, indexed)) => {
-                if indexed {
-                    unindexed = 0;
-                }
+        match commit_batch(&mut conn, &batch, rewritten) {
+            Ok(results) => {
                 let answers = batch
                     .drain(..)
                     .zip(results)
@@ -393,52 +369,33 @@ fn run(
                 answer_all(&mut batch, &e);
             }
         }
-        if unindexed >= SEARCH_STEP && rx.is_empty() {
-            // On failure too: the next try comes after as many posts again.
-            unindexed = 0;
-            if let Err(e) = index_alone(&mut conn) {
-                tracing::warn!(error = %e, "could not index messages for search");
-            }
-        }
         drop(permit);
     }
 }
 
-/// Writes a batch of ops in one transaction, and with `index` a step of the full-text
-/// index after them; answers whether that step was written. A refused op wrote nothing
-/// (see [`apply`]) and just gets its refusal. Any other error may have left part of an op
-/// written: the whole batch is rolled back and its ops are written again, one
-/// transaction each, so that only the failing op fails. The index step then goes only
-/// with an op that asked for it ([`Op::IndexSearch`]): a failing index fails searches,
-/// not posts.
+/// Writes a batch of ops in one transaction. A refused op wrote nothing (see [`apply`])
+/// and just gets its refusal. Any other error may have left part of an op written: the
+/// whole batch is rolled back and its ops are written again, one transaction each, so
+/// that only the failing op fails.
 fn commit_batch(
     conn: &mut Connection,
     batch: &Batch,
-    index: bool,
     rewritten: &AtomicU64,
-) -> Result<(Vec<Result<Done>>, bool)> {
-    match write_ops(conn, batch.iter().map(|(op, _)| op), index) {
-        Ok(results) => Ok((results, index)),
-        Err(e) if batch.len() > 1 || index => {
+) -> Result<Vec<Result<Done>>> {
+    match write_ops(conn, batch.iter().map(|(op, _)| op)) {
+        Ok(results) => Ok(results),
+        Err(e) if batch.len() > 1 => {
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
             rewritten.fetch_add(1, Ordering::Relaxed);
-            let mut indexed = false;
-            let results = batch
+            Ok(batch
                 .iter()
-                .map(|(op, _)| {
-                    let index = matches!(op, Op::IndexSearch);
-                    match write_ops(conn, std::iter::once(op), index) {
-                        Ok(mut one) => {
-                            indexed |= index;
-                            one.pop().unwrap_or_else(|| {
-                                Err(StoreError::Internal("a batch of one gave no result".into()))
-                            })
-                        }
-                        Err(e) => Err(e),
-                    }
+                .map(|(op, _)| match write_ops(conn, std::iter::once(op)) {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| {
+                        Err(StoreError::Internal("a batch of one gave no result".into()))
+                    }),
+                    Err(e) => Err(e),
                 })
-                .collect();
-            Ok((results, indexed))
+                .collect())
         }
         Err(e) => Err(e),
     }
@@ -458,7 +415,6 @@ fn is_refusal(e: &StoreError) -> bool {
 fn write_ops<'a>(
     conn: &mut Connection,
     ops: impl Iterator<Item = &'a Op>,
-    index: bool,
 ) -> Result<Vec<Result<Done>>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -471,67 +427,8 @@ fn write_ops<'a>(
             r => results.push(r),
         }
     }
-    if index {
-        index_search(&tx)?;
-    }
     tx.commit().map_err(db_err)?;
     Ok(results)
-}
-
-/// A step of the full-text index in a transaction of its own. Nobody waits for its commit
-/// to be synced: a crash before the next sync loses the step with the messages' mark, and
-/// opening the store takes it again.
-fn index_alone(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction().map_err(db_err)?;
-    index_search(&tx)?;
-    tx.commit().map_err(db_err)
-}
-
-/// I9: adds every searchable message (all but events) above `search_progress` to the
-/// full-text index, and moves the mark past them (migrations/0003).
-///
-/// One step for many messages: each commit that writes index entries makes FTS5 write a
-/// new segment and merge segments later, and done per batch that was a third of the
-/// log's pages at 5,000 msg/s (docs/performance.md, round 9). A search asks for a step
-/// first ([`Op::IndexSearch`]), so it still finds every message stored before it.
-///
-/// Each step also merges the index's segments a little ([`merge_pages`]), since FTS5's
-/// own merging is switched off (migrations/0006): it came in lumps that held the writer
-/// for 10–20 ms (docs/performance.md, round 19).
-fn index_search(conn: &Connection) -> Result<()> {
-    let indexed = conn
-        .prepare_cached(
-            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
-             WHERE id > (SELECT indexed_upto FROM search_progress) AND kind <> 'event' ORDER BY id",
-        )
-        .and_then(|mut st| st.execute([]))
-        .map_err(db_err)?;
-    if indexed > 0 {
-        // Merges only where a level has `usermerge` (4) segments or a merge is under way:
-        // a budget beyond what is needed is not spent.
-        conn.prepare_cached("INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)")
-            .and_then(|mut st| st.execute([merge_pages(indexed)]))
-            .map_err(db_err)?;
-    }
-    conn.prepare_cached(
-        "UPDATE search_progress SET indexed_upto = (SELECT MAX(id) FROM messages) \
-         WHERE indexed_upto < (SELECT MAX(id) FROM messages)",
-    )
-    .and_then(|mut st| st.execute([]))
-    .map_err(db_err)?;
-    Ok(())
-}
-
-/// The pages of segment merging a step of the index does after adding `indexed` messages.
-///
-/// FTS5's automatic merging did, per leaf page written, a page for each level of the
-/// index (five or six levels at 300,000 messages). A step's new segment takes about a
-/// leaf per 40 chat lines (two leaves for a step of 86 in round 19's run), so a quarter
-/// of a page per message is about twice that rate: enough for the merges to keep up, with
-/// a floor for small steps. After 30 s at 10,000 msg/s no level held more than four
-/// segments.
-fn merge_pages(indexed: usize) -> i64 {
-    8 + (indexed / 4) as i64
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
@@ -706,7 +603,7 @@ fn append(conn: &Connection, row: &mut ConversationRow, e: Entry<'_>) -> Result<
             ])
         })
         .map_err(db_err)?;
-    // Its full-text entry comes later, with many others (see [`index_search`]).
+    // Its full-text entry comes later, from the index thread (`search.rs`).
     let id = conn.last_insert_rowid();
     let attachment = match e.attachment_id {
         Some(aid) => Some(one(conn, SELECT_ATTACHMENT, [aid.0], "attachment", |r| {
@@ -918,7 +815,6 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done> {
             })
             .map_err(|e| refused(e, "page view", "contact"))
             .map(|_| Done::Stored),
-        Op::IndexSearch => Ok(Done::Stored),
         Op::Offline { id, message, now } => {
             let mut row = conversation_row(conn, *id)?;
             if !rules::wait_expired(&row.conversation) {

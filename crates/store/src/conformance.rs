@@ -47,7 +47,13 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
 }
 
-async fn agent(s: &dyn Store, email: &str, role: Role, access: Access, available: bool) -> Agent {
+pub async fn agent(
+    s: &dyn Store,
+    email: &str,
+    role: Role,
+    access: Access,
+    available: bool,
+) -> Agent {
     let a = s
         .create_agent(NewAgent {
             email: email.into(),
