@@ -65,7 +65,8 @@ enum Ask {
     Stop,
 }
 
-/// The handle of the index thread.
+/// The handle of the index thread. Dropped without [`Search::stop`], it closes the
+/// thread's channel, and the thread indexes what is left and ends.
 pub(crate) struct Search {
     asks: Mutex<Option<mpsc::Sender<Ask>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -112,13 +113,6 @@ impl Search {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
-    }
-}
-
-impl Drop for Search {
-    fn drop(&mut self) {
-        // Without `stop`, the thread ends when its channel closes.
-        self.asks.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
