@@ -1,6 +1,8 @@
 //! The embedded SQLite backend of [`confab_store::Store`].
 //!
-//! One file in WAL mode; every commit is on disk before its caller hears back. One write
+//! One file in WAL mode; every commit is on disk before its caller hears back. The
+//! full-text index, derived from the messages, is a second file kept by a thread of its
+//! own (`search.rs`). One write
 //! happens at a time (SQLite has one writer anyway, and this way no statement ever waits
 //! on `SQLITE_BUSY`); reads use connections of their own.
 //!
@@ -98,7 +100,7 @@ macro_rules! insert_notifications_into {
 const INSERT_NOTIFICATION: &str =
     concat!(insert_notifications_into!(), "VALUES (?, ?, ?, ?, ?, ?)");
 
-/// Confab's store on one SQLite file.
+/// Confab's store on one SQLite file (and its full-text index beside it).
 #[derive(Clone)]
 pub struct SqliteStore {
     read: Arc<Conns>,

@@ -314,6 +314,11 @@ fn catch_up(conn: &Connection, wal: &Path, deadline: Instant) -> Result<()> {
 /// [`ERASE_ROWS`] deleted ones, in one transaction of the index file (the database is
 /// only read, from one snapshot).
 fn step(conn: &Connection, wal: &Path) -> Result<Stepped> {
+    step_by(conn, wal, STEP_ROWS, ERASE_ROWS)
+}
+
+/// [`step`], with its limits given.
+fn step_by(conn: &Connection, wal: &Path, rows: i64, erase: i64) -> Result<Stepped> {
     // Deferred: SQLite locks for writing only the file written (the index), never the
     // database the writer thread commits to.
     let tx = conn.unchecked_transaction().map_err(db_err)?;
@@ -327,7 +332,7 @@ fn step(conn: &Connection, wal: &Path) -> Result<Stepped> {
             "SELECT MAX(id), COUNT(*) FROM \
              (SELECT id FROM content.messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
         )
-        .and_then(|mut st| st.query_row([from, STEP_ROWS], |r| Ok((r.get(0)?, r.get(1)?))))
+        .and_then(|mut st| st.query_row([from, rows], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db_err)?;
     if let Some(upto) = upto {
         tx.prepare_cached(
@@ -347,7 +352,7 @@ fn step(conn: &Connection, wal: &Path) -> Result<Stepped> {
             )
             .map_err(db_err)?;
         let rows = st
-            .query_map([erased_from, ERASE_ROWS], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([erased_from, erase], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(db_err)?;
         rows.collect::<rusqlite::Result<_>>().map_err(db_err)?
     };
@@ -376,15 +381,13 @@ fn step(conn: &Connection, wal: &Path) -> Result<Stepped> {
             .and_then(|mut st| st.execute([erased_upto]))
             .map_err(db_err)?;
     }
-    Ok(
-        if seen >= STEP_ROWS || erasures.len() as i64 >= ERASE_ROWS {
-            Stepped::Full
-        } else if seen == 0 && erasures.is_empty() {
-            Stepped::Nothing
-        } else {
-            Stepped::Some
-        },
-    )
+    Ok(if seen >= rows || erasures.len() as i64 >= erase {
+        Stepped::Full
+    } else if seen == 0 && erasures.is_empty() {
+        Stepped::Nothing
+    } else {
+        Stepped::Some
+    })
 }
 
 /// What a [`step`] found to do.
@@ -394,4 +397,115 @@ enum Stepped {
     Some,
     /// As much as a step takes: there may be more.
     Full,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+    use confab_store::conformance::{contact, site, start, visitor_msg};
+    use confab_store::Store;
+
+    fn wal_of(db: &Path) -> PathBuf {
+        let mut wal = path_of(db).into_os_string();
+        wal.push("-wal");
+        wal.into()
+    }
+
+    fn remove_index(db: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path_of(db).into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// A build of the index goes in steps of a bounded size, each leaving a mark the next
+    /// starts from; deletes are applied in bounded steps too; and a catch-up that runs out
+    /// of time says how far the build has got instead of waiting on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn builds_and_deletes_go_in_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("confab.db");
+        let store = SqliteStore::open(&db).await.unwrap();
+        let site = site(&store, "s").await;
+        let a = start(&store, site.id, contact(&store, site.id).await.id).await;
+        let b = start(&store, site.id, contact(&store, site.id).await.id).await;
+        for i in 0..5 {
+            for conv in [&a, &b] {
+                let body = format!("parcel {i} in {}", conv.id.0);
+                store
+                    .post_message(visitor_msg(conv, &body, &body))
+                    .await
+                    .unwrap();
+            }
+        }
+        store.close().await;
+        remove_index(&db);
+        let wal = wal_of(&db);
+
+        // Out of time at once: the answer says how far it got, and changes nothing.
+        let conn = open(&db).unwrap();
+        let Err(StoreError::Unavailable(why)) = catch_up(&conn, &wal, Instant::now()) else {
+            panic!("a catch-up out of time succeeded");
+        };
+        assert!(why.contains("still being built (0 of"), "{why}");
+
+        let mut steps = 0;
+        while step_by(&conn, &wal, 3, 1).unwrap() == Stepped::Full {
+            steps += 1;
+            assert_eq!(
+                count(&conn, "SELECT indexed_upto FROM progress"),
+                count(
+                    &conn,
+                    &format!(
+                        "SELECT MAX(id) FROM (SELECT id FROM content.messages ORDER BY id LIMIT {})",
+                        3 * steps
+                    )
+                ),
+                "step {steps} left its mark after the rows it looked at"
+            );
+        }
+        assert!(steps >= 3, "{steps} steps");
+        assert_eq!(
+            count(&conn, "SELECT indexed_upto FROM progress"),
+            count(&conn, "SELECT MAX(id) FROM content.messages")
+        );
+        let searchable = "SELECT count(*) FROM content.messages WHERE kind <> 'event'";
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM messages_fts_docsize"),
+            count(&conn, searchable)
+        );
+        assert_eq!(catch_up(&conn, &wal, Instant::now()).ok(), Some(()));
+
+        // Five deleted messages, one removal a step.
+        let content = Connection::open(&db).unwrap();
+        content
+            .execute("DELETE FROM messages WHERE conversation_id = ?1", [b.id.0])
+            .unwrap();
+        let mut removals = 0;
+        while step_by(&conn, &wal, 3, 1).unwrap() != Stepped::Nothing {
+            removals += 1;
+        }
+        assert_eq!(removals, 5);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM messages_fts_docsize"),
+            count(&conn, searchable)
+        );
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM content.search_erasures"),
+            0
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'parcel'"
+            ),
+            5
+        );
+    }
 }
