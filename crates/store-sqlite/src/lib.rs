@@ -1,10 +1,9 @@
 //! The embedded SQLite backend of [`confab_store::Store`].
 //!
-//! One file in WAL mode; every commit is on disk before its caller hears back. The
-//! full-text index, derived from the messages, is a second file kept by a thread of its
-//! own (`search.rs`). One write
+//! One file in WAL mode; every commit is on disk before its caller hears back. One write
 //! happens at a time (SQLite has one writer anyway, and this way no statement ever waits
-//! on `SQLITE_BUSY`); reads use connections of their own.
+//! on `SQLITE_BUSY`); reads use connections of their own. The full-text index, derived
+//! from the messages, is a second file kept by a thread of its own (`search.rs`).
 //!
 //! Every write to a conversation's timeline — message posts, starts, assignments, status
 //! changes, ratings, the offline message — is **group-committed** (`writer.rs`): a thread
@@ -116,6 +115,13 @@ pub struct SqliteStore {
     search: Arc<search::Search>,
 }
 
+/// The file SQLite (or this store) keeps beside `path`: `confab.db` → `confab.db-wal`.
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
+}
+
 fn db_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound("row"),
@@ -185,11 +191,9 @@ impl SqliteStore {
         read.attach(&search::path_of(path), "search").await?;
         let (tx, rx) = mpsc::channel(4096);
         let batches_rewritten = Arc::new(AtomicU64::new(0));
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         writer::start(
             writer::open(path, POSTS_CACHE_KIB)?,
-            wal.into(),
+            sibling(path, "-wal"),
             write.clone(),
             rx,
             batches_rewritten.clone(),

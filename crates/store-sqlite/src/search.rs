@@ -33,7 +33,8 @@ use confab_store::{Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use crate::writer::db_err;
+use crate::sibling;
+use crate::writer::{db_err, open_wal};
 
 /// How long the thread waits for new messages between two steps when nobody asks.
 const STEP_EVERY: Duration = Duration::from_millis(100);
@@ -53,9 +54,14 @@ const VERSION: i64 = 1;
 
 /// The index file of the database at `db`: `confab.db` → `confab.db-search`.
 pub(crate) fn path_of(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push("-search");
-    p.into()
+    sibling(db, "-search")
+}
+
+/// Deletes the index file `file` and the log and shared memory SQLite keeps beside it.
+fn remove_files(file: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(sibling(file, suffix));
+    }
 }
 
 enum Ask {
@@ -77,9 +83,7 @@ impl Search {
     /// starts its thread. Returns once the file exists, so read connections may attach it.
     pub(crate) fn start(db: &Path) -> Result<Self> {
         let conn = open(db)?;
-        let mut wal = path_of(db).into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
+        let wal = sibling(&path_of(db), "-wal");
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("confab-search".into())
@@ -124,33 +128,14 @@ fn open(db: &Path) -> Result<Connection> {
         Ok(conn) => Ok(conn),
         Err(e) => {
             tracing::warn!(error = %e, file = %file.display(), "the search index could not be opened; rebuilding it");
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = file.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(p));
-            }
+            remove_files(&file);
             open_file(db, &file)
         }
     }
 }
 
 fn open_file(db: &Path, file: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        file,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(db_err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Internal(format!(
-            "the search index would not use WAL (journal_mode = {mode})"
-        )));
-    }
+    let conn = open_wal(file, OpenFlags::SQLITE_OPEN_CREATE, "the search index")?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(db_err)?;
     conn.execute(
@@ -233,16 +218,10 @@ fn run(conn: &Connection, wal: &Path, asks: &mpsc::Receiver<Ask>) {
                     });
                 }
                 if stop {
-                    let _ = catch_up(conn, wal, Instant::now() + CATCH_UP_WAIT);
-                    return;
+                    return finish(conn, wal);
                 }
             }
-            Ok(Ask::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                if let Err(e) = catch_up(conn, wal, Instant::now() + CATCH_UP_WAIT) {
-                    tracing::warn!(error = %e, "the search index stopped behind the messages");
-                }
-                return;
-            }
+            Ok(Ask::Stop) | Err(RecvTimeoutError::Disconnected) => return finish(conn, wal),
             Err(RecvTimeoutError::Timeout) => match step(conn, wal) {
                 Ok(stepped) => {
                     let full = stepped == Stepped::Full;
@@ -262,6 +241,13 @@ fn run(conn: &Connection, wal: &Path, asks: &mpsc::Receiver<Ask>) {
                 }
             },
         }
+    }
+}
+
+/// The thread's last catch-up, when the store stops.
+fn finish(conn: &Connection, wal: &Path) {
+    if let Err(e) = catch_up(conn, wal, Instant::now() + CATCH_UP_WAIT) {
+        tracing::warn!(error = %e, "the search index stopped behind the messages");
     }
 }
 
@@ -406,20 +392,6 @@ mod tests {
     use confab_store::conformance::{contact, site, start, visitor_msg};
     use confab_store::Store;
 
-    fn wal_of(db: &Path) -> PathBuf {
-        let mut wal = path_of(db).into_os_string();
-        wal.push("-wal");
-        wal.into()
-    }
-
-    fn remove_index(db: &Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path_of(db).into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
-        }
-    }
-
     fn count(conn: &Connection, sql: &str) -> i64 {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
@@ -445,8 +417,8 @@ mod tests {
             }
         }
         store.close().await;
-        remove_index(&db);
-        let wal = wal_of(&db);
+        remove_files(&path_of(&db));
+        let wal = sibling(&path_of(&db), "-wal");
 
         // Out of time at once: the answer says how far it got, and changes nothing.
         let conn = open(&db).unwrap();

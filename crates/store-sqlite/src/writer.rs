@@ -106,9 +106,25 @@ type Batch = Vec<(Op, Reply)>;
 /// thread (see [`sync_loop`]) before anyone is answered — the same guarantee as the other
 /// connections' `FULL`, without the writer waiting for the disk.
 pub(crate) fn open(path: &Path, cache_kib: &str) -> Result<Connection> {
+    let conn = open_wal(path, OpenFlags::empty(), "the database")?;
+    for (pragma, value) in [
+        ("synchronous", "NORMAL"),
+        ("foreign_keys", "ON"),
+        ("temp_store", "MEMORY"),
+        ("cache_size", cache_kib),
+    ] {
+        conn.pragma_update(None, pragma, value).map_err(db_err)?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Opens `path` read-write (with `flags` besides) in WAL mode, waiting up to 10 s for a
+/// lock; `what` names the file in the error when SQLite keeps another journal mode.
+pub(crate) fn open_wal(path: &Path, flags: OpenFlags, what: &str) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | flags,
     )
     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -119,18 +135,9 @@ pub(crate) fn open(path: &Path, cache_kib: &str) -> Result<Connection> {
         .map_err(db_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Internal(format!(
-            "the database would not use WAL (journal_mode = {mode})"
+            "{what} would not use WAL (journal_mode = {mode})"
         )));
     }
-    for (pragma, value) in [
-        ("synchronous", "NORMAL"),
-        ("foreign_keys", "ON"),
-        ("temp_store", "MEMORY"),
-        ("cache_size", cache_kib),
-    ] {
-        conn.pragma_update(None, pragma, value).map_err(db_err)?;
-    }
-    conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
