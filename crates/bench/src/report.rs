@@ -313,6 +313,7 @@ pub fn markdown(all: &Value) -> String {
             }
         }
         cores_table(&mut m, s);
+        writer_table(&mut m, s);
         log_pages_table(&mut m, s);
         let c = &s["confab"];
         let _ = writeln!(
@@ -532,6 +533,42 @@ fn rates_of(runs: &[&[Value]]) -> Vec<f64> {
 /// (its workers and the bench's own process) and what nobody used, for Confab and each
 /// relay. A step whose cores are all taken cannot go faster on this machine without
 /// cheaper work on one side or the other.
+/// Where the writer of Confab's store alone spent each step (`store_alone::writer_json`).
+fn writer_table(m: &mut String, s: &Value) {
+    let alone = steps(&s["ceiling"]["store"]);
+    if !alone.iter().any(|st| st["writer"].is_object()) {
+        return;
+    }
+    let _ = writeln!(m, "\nWhere the writer of Confab's store alone spent each step, per batch in µs (p50 / p99 / max): the wait for the batch before it to be synced, its statements, its commit (which runs a checkpoint when one falls due), and each sync of the log; busy is the share of the step it spent in statements and commits:\n\n| offered posts/s | batches/s, posts per batch | wait | statements | commit | sync (syncs/s) | busy |\n|---|---|---|---|---|---|---|");
+    for st in &alone {
+        let w = &st["writer"];
+        if !w.is_object() {
+            continue;
+        }
+        let part = |k: &str| {
+            format!(
+                "{} / {} / {}",
+                f(&w[k]["p50_us"]),
+                f(&w[k]["p99_us"]),
+                f(&w[k]["max_us"])
+            )
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {}, {} | {} | {} | {} | {} ({}) | {} |",
+            f(&st["offered_per_s"]),
+            f(&w["batches_per_s"]),
+            f(&w["ops_per_batch"]),
+            part("wait_us"),
+            part("apply_us"),
+            part("commit_us"),
+            part("sync_us"),
+            f(&w["syncs_per_s"]),
+            f(&w["busy"])
+        );
+    }
+}
+
 fn cores_table(m: &mut String, s: &Value) {
     let runs = [
         steps(&s["confab"]),

@@ -20,7 +20,8 @@ use confab_domain::{
 use confab_store::{
     AgentPatch, Author, NewAgent, NewContact, NewConversation, NewMessage, NewSite, Store,
 };
-use confab_store_sqlite::SqliteStore;
+use confab_store_sqlite::{SqliteStore, WriterTimes};
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::util::{self, r2};
@@ -151,6 +152,7 @@ impl Cast {
         let (cpu0, written0) = (util::cpu_secs(me), util::written_bytes(me));
         let mut talk = util::Talk::new(step as u64 + 2);
         let turns = talk.shuffled(self.visitors.len());
+        let _ = self.store.take_writer_times();
         let p = util::open_loop(rate, secs, |i, due_ns| {
             let visitor = i % 2 == 0;
             let (prefix, dir) = if visitor { ("w", 'v') } else { ("a", 'a') };
@@ -170,6 +172,7 @@ impl Cast {
         // This process does nothing else meanwhile (the load generator's workers are
         // processes of their own): its CPU time is the store's, plus the small pacer.
         let cores = (util::cpu_secs(me) - cpu0) / p.secs;
+        let writer = writer_json(&self.store.take_writer_times(), p.secs);
         let written = util::written_bytes(me).saturating_sub(written0);
         let posted = p.lat.len() as f64;
         let per_s = posted / p.secs.max(secs);
@@ -184,12 +187,46 @@ impl Cast {
             "cpu_cores": r2(cores),
             "written_kib_per_msg": r2(written as f64 / 1024.0 / posted.max(1.0)),
             "post_latency": l,
+            "writer": writer,
         }))
     }
 
     pub async fn close(self) {
         self.store.close().await;
     }
+}
+
+/// Where the store's writer spent a step (see [`WriterTimes`]): batches and syncs per
+/// second, ops per batch, each part of a batch's time in µs, and the share of the step the
+/// writer thread spent in statements and commits.
+fn writer_json(t: &WriterTimes, secs: f64) -> Value {
+    let q = |h: &Histogram<u64>| {
+        json!({
+            "p50_us": h.value_at_quantile(0.5),
+            "p99_us": h.value_at_quantile(0.99),
+            "p999_us": h.value_at_quantile(0.999),
+            "max_us": h.max(),
+            "mean_us": r2(h.mean()),
+        })
+    };
+    let spent = |h: &Histogram<u64>| h.mean() * h.len() as f64 / 1e6;
+    let ops: u64 = t
+        .ops
+        .iter_recorded()
+        .map(|v| v.value_iterated_to() * v.count_at_value())
+        .sum();
+    json!({
+        "batches": t.ops.len(),
+        "ops": ops,
+        "batches_per_s": r2(t.ops.len() as f64 / secs),
+        "ops_per_batch": r2(t.ops.mean()),
+        "syncs_per_s": r2(t.sync.len() as f64 / secs),
+        "wait_us": q(&t.wait),
+        "apply_us": q(&t.apply),
+        "commit_us": q(&t.commit),
+        "sync_us": q(&t.sync),
+        "busy": r2((spent(&t.apply) + spent(&t.commit)) / secs),
+    })
 }
 
 /// The store alone at each of `rates` in turn, on one database as the server's steps are,
@@ -213,6 +250,18 @@ pub async fn run(
             st["post_latency"]["p99_ms"],
             st["cpu_cores"],
             st["written_kib_per_msg"]
+        );
+        let w = &st["writer"];
+        let part = |k: &str| format!("{} / {}", w[k]["p50_us"], w[k]["p99_us"]);
+        eprintln!(
+            "    its writer: {} batches/s of {} posts, busy {}; µs p50 / p99: wait {}, statements {}, commit {}, sync {}",
+            w["batches_per_s"],
+            w["ops_per_batch"],
+            w["busy"],
+            part("wait_us"),
+            part("apply_us"),
+            part("commit_us"),
+            part("sync_us")
         );
         let ok = st["sustained"] == json!(true);
         if let Some(e) = st["first_error"].as_str() {
@@ -243,6 +292,12 @@ mod tests {
         let st = cast.paced(0, 200.0, 0.5).await.unwrap();
         assert_eq!(st["posted"], json!(100.0));
         assert_eq!(st["errors"], json!(0));
+        // The writer's times cover the step's posts, and only them (the warm-up's were
+        // taken before it).
+        let w = &st["writer"];
+        assert_eq!(w["ops"], json!(100), "{w}");
+        assert!((1..=100).contains(&w["batches"].as_u64().unwrap()), "{w}");
+        assert!(w["sync_us"]["max_us"].as_u64().unwrap() > 0, "{w}");
         let (conv, _, _) = cast.visitors[0];
         let c = cast.store.conversation(conv).await.unwrap();
         assert!(c.assignee_id.is_some(), "the warm-up's reply assigns");

@@ -20,7 +20,10 @@ mod conns;
 mod inline;
 mod rows;
 mod search;
+mod times;
 mod writer;
+
+pub use times::WriterTimes;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +116,8 @@ pub struct SqliteStore {
     batches_rewritten: Arc<AtomicU64>,
     /// The full-text index, in a file and on a thread of its own (`search.rs`).
     search: Arc<search::Search>,
+    /// Where the writer's time goes (`times.rs`).
+    times: Arc<times::Times>,
 }
 
 /// The file SQLite (or this store) keeps beside `path`: `confab.db` → `confab.db-wal`.
@@ -191,12 +196,14 @@ impl SqliteStore {
         read.attach(&search::path_of(path), "search").await?;
         let (tx, rx) = mpsc::channel(4096);
         let batches_rewritten = Arc::new(AtomicU64::new(0));
+        let times = Arc::new(times::Times::default());
         writer::start(
             writer::open(path, POSTS_CACHE_KIB)?,
             sibling(path, "-wal"),
             write.clone(),
             rx,
             batches_rewritten.clone(),
+            times.clone(),
         )?;
         Ok(Self {
             read,
@@ -205,6 +212,7 @@ impl SqliteStore {
             writes: tx,
             batches_rewritten,
             search,
+            times,
         })
     }
 
@@ -216,6 +224,12 @@ impl SqliteStore {
     /// How many group commits failed and were written again post by post.
     pub fn batches_rewritten(&self) -> u64 {
         self.batches_rewritten.load(Ordering::Relaxed)
+    }
+
+    /// Where the writer's time went, batch by batch, since the last call (which this
+    /// starts again); see [`WriterTimes`].
+    pub fn take_writer_times(&self) -> WriterTimes {
+        self.times.take()
     }
 
     /// A read connection (the file in WAL mode: reads never wait for the writer).
@@ -1556,6 +1570,49 @@ mod tests {
             "{rekey:?}"
         );
         assert!(!rekey.iter().any(|p| p.starts_with("SCAN")), "{rekey:?}");
+    }
+
+    /// The writer's times count every batch it committed, every op in them and the syncs
+    /// that made them durable, and a take starts them again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_times_count_its_batches_ops_and_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("confab.db"))
+            .await
+            .unwrap();
+        use confab_store::conformance::{contact, site, start, visitor_msg};
+        let site = site(&store, "s").await;
+        let conv = start(&store, site.id, contact(&store, site.id).await.id).await;
+        let _ = store.take_writer_times();
+        let posts = futures::future::join_all((0..20).map(|i| {
+            let body = format!("hello {i}");
+            store.post_message(visitor_msg(&conv, &body, &body))
+        }))
+        .await;
+        assert!(posts.iter().all(Result::is_ok));
+        let t = store.take_writer_times();
+        let batches = t.ops.len();
+        assert!((1..=20).contains(&batches), "{batches} batches");
+        // Ops per batch add up to the 20 posts.
+        let ops: u64 = t
+            .ops
+            .iter_recorded()
+            .map(|v| v.value_iterated_to() * v.count_at_value())
+            .sum();
+        assert_eq!(ops, 20);
+        for h in [&t.wait, &t.apply, &t.commit] {
+            assert_eq!(h.len(), batches);
+        }
+        // Every post was answered after a sync; one sync may cover several batches.
+        assert!(
+            (1..=batches).contains(&(t.sync.len() as u64)),
+            "{} syncs",
+            t.sync.len()
+        );
+        assert!(t.commit.max() > 0 && t.sync.max() > 0);
+        let again = store.take_writer_times();
+        assert_eq!((again.ops.len(), again.sync.len()), (0, 0));
+        store.close().await;
     }
 
     /// I9, with the index in its own file (`search.rs`): a search finds what was posted

@@ -24,7 +24,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Condvar, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use confab_domain::rules::{self, Refusal, VisitorMessageEffect};
@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::conns::Conns;
 use crate::rows::*;
+use crate::times::Times;
 use crate::{
     author_key, INSERT_CONVERSATION, INSERT_JOB, INSERT_MESSAGE, INSERT_NOTIFICATION, MAX_BATCH,
     SAVE_CONVERSATION, SELECT_ATTACHMENT, SUMMARY_FROM, SUMMARY_SELECT,
@@ -149,8 +150,10 @@ pub(crate) fn start(
     write: Arc<Conns>,
     rx: mpsc::Receiver<(Op, Reply)>,
     rewritten: Arc<AtomicU64>,
+    times: Arc<Times>,
 ) -> Result<()> {
     let rt = tokio::runtime::Handle::current();
+    let sync_times = times.clone();
     let (to_sync, synced) = std_mpsc::channel::<Answers>();
     let failed = Arc::new(AtomicBool::new(false));
     let sync_failed = failed.clone();
@@ -158,7 +161,7 @@ pub(crate) fn start(
     let sync_gate = gate.clone();
     std::thread::Builder::new()
         .name("confab-sync".into())
-        .spawn(move || sync_loop(&wal, &synced, &sync_failed, &sync_gate))
+        .spawn(move || sync_loop(&wal, &synced, &sync_failed, &sync_gate, &sync_times))
         .map_err(|e| StoreError::Internal(format!("could not start the sync thread: {e}")))?;
     std::thread::Builder::new()
         .name("confab-writer".into())
@@ -167,7 +170,7 @@ pub(crate) fn start(
                 queue: to_sync,
                 gate,
             };
-            run(conn, rx, &write, &rt, &to_sync, &failed, &rewritten)
+            run(conn, rx, &write, &rt, &to_sync, &failed, &rewritten, &times)
         })
         .map_err(|e| StoreError::Internal(format!("could not start the writer thread: {e}")))?;
     Ok(())
@@ -272,6 +275,7 @@ fn sync_loop(
     queue: &std_mpsc::Receiver<Answers>,
     failed: &AtomicBool,
     gate: &SyncGate,
+    times: &Times,
 ) {
     let _open = OpenOnExit(gate);
     let mut log: Option<File> = None;
@@ -281,7 +285,10 @@ fn sync_loop(
         let synced = if failed.load(Ordering::Acquire) {
             Err("an earlier sync of the log failed".to_string())
         } else {
-            sync_log(wal, &mut log).map_err(|e| e.to_string())
+            let start = Instant::now();
+            let synced = sync_log(wal, &mut log).map_err(|e| e.to_string());
+            times.sync(start.elapsed());
+            synced
         };
         // The writer may commit its next batch while these are answered.
         gate.set(false);
@@ -320,6 +327,7 @@ fn sync_log(wal: &Path, log: &mut Option<File>) -> std::io::Result<()> {
 /// before) had to be scheduled between every two batches, and on a server whose tokio
 /// threads are busy with sockets that wait was a quarter of the writer's time while posts
 /// queued (docs/performance.md, round 4).
+#[allow(clippy::too_many_arguments)]
 fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<(Op, Reply)>,
@@ -328,10 +336,13 @@ fn run(
     to_sync: &ToSync,
     failed: &AtomicBool,
     rewritten: &AtomicU64,
+    times: &Times,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
+        let start = Instant::now();
         to_sync.gate.wait_idle(|| rx.len() + 1 >= MAX_BATCH);
+        let waited = start.elapsed();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -357,7 +368,12 @@ fn run(
             }
         };
         match commit_batch(&mut conn, &batch, rewritten) {
-            Ok(results) => {
+            Ok(Written {
+                results,
+                apply,
+                commit,
+            }) => {
+                times.batch(waited, apply, commit, batch.len());
                 let answers = batch
                     .drain(..)
                     .zip(results)
@@ -380,29 +396,42 @@ fn run(
     }
 }
 
+/// A committed batch's answers, one per op, and how long its statements and its commit
+/// took.
+struct Written {
+    results: Vec<Result<Done>>,
+    apply: Duration,
+    commit: Duration,
+}
+
 /// Writes a batch of ops in one transaction. A refused op wrote nothing (see [`apply`])
 /// and just gets its refusal. Any other error may have left part of an op written: the
 /// whole batch is rolled back and its ops are written again, one transaction each, so
 /// that only the failing op fails.
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &Batch,
-    rewritten: &AtomicU64,
-) -> Result<Vec<Result<Done>>> {
+fn commit_batch(conn: &mut Connection, batch: &Batch, rewritten: &AtomicU64) -> Result<Written> {
     match write_ops(conn, batch.iter().map(|(op, _)| op)) {
-        Ok(results) => Ok(results),
+        Ok(written) => Ok(written),
         Err(e) if batch.len() > 1 => {
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
             rewritten.fetch_add(1, Ordering::Relaxed);
-            Ok(batch
-                .iter()
-                .map(|(op, _)| match write_ops(conn, std::iter::once(op)) {
-                    Ok(mut one) => one.pop().unwrap_or_else(|| {
-                        Err(StoreError::Internal("a batch of one gave no result".into()))
-                    }),
-                    Err(e) => Err(e),
-                })
-                .collect())
+            let mut all = Written {
+                results: Vec::with_capacity(batch.len()),
+                apply: Duration::ZERO,
+                commit: Duration::ZERO,
+            };
+            for (op, _) in batch {
+                match write_ops(conn, std::iter::once(op)) {
+                    Ok(mut one) => {
+                        all.apply += one.apply;
+                        all.commit += one.commit;
+                        all.results.push(one.results.pop().unwrap_or_else(|| {
+                            Err(StoreError::Internal("a batch of one gave no result".into()))
+                        }));
+                    }
+                    Err(e) => all.results.push(Err(e)),
+                }
+            }
+            Ok(all)
         }
         Err(e) => Err(e),
     }
@@ -419,10 +448,8 @@ fn is_refusal(e: &StoreError) -> bool {
     )
 }
 
-fn write_ops<'a>(
-    conn: &mut Connection,
-    ops: impl Iterator<Item = &'a Op>,
-) -> Result<Vec<Result<Done>>> {
+fn write_ops<'a>(conn: &mut Connection, ops: impl Iterator<Item = &'a Op>) -> Result<Written> {
+    let start = Instant::now();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
@@ -434,8 +461,13 @@ fn write_ops<'a>(
             r => results.push(r),
         }
     }
+    let applied = Instant::now();
     tx.commit().map_err(db_err)?;
-    Ok(results)
+    Ok(Written {
+        results,
+        apply: applied - start,
+        commit: applied.elapsed(),
+    })
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
@@ -1247,8 +1279,11 @@ mod tests {
         let failed = AtomicBool::new(false);
         let gate = SyncGate::default();
         gate.set(true);
-        sync_loop(&wal, &queue, &failed, &gate);
+        let times = Times::default();
+        sync_loop(&wal, &queue, &failed, &gate, &times);
         assert!(!failed.load(Ordering::Acquire));
+        // Both batches were waiting: one sync made them durable.
+        assert_eq!(times.take().sync.len(), 1);
         assert!(!*gate.busy.lock().unwrap(), "the writer may commit again");
         for answer in waiting {
             // Each post gets its own answer, unchanged.
@@ -1257,6 +1292,11 @@ mod tests {
                 Ok(Err(StoreError::Conflict("the post's own answer")))
             ));
         }
+    }
+
+    /// The sync thread's loop with no writer waiting on it and its times thrown away.
+    fn sync_unwatched(wal: &Path, queue: &std_mpsc::Receiver<Answers>, failed: &AtomicBool) {
+        sync_loop(wal, queue, failed, &SyncGate::default(), &Times::default());
     }
 
     #[test]
@@ -1269,7 +1309,7 @@ mod tests {
         to_sync.send(batch).unwrap();
         drop(to_sync);
         let failed = AtomicBool::new(false);
-        sync_loop(&wal, &queue, &failed, &SyncGate::default());
+        sync_unwatched(&wal, &queue, &failed);
         assert!(
             failed.load(Ordering::Acquire),
             "the store stops taking posts"
@@ -1288,7 +1328,7 @@ mod tests {
         let (batch, waiting) = answers(1);
         to_sync.send(batch).unwrap();
         drop(to_sync);
-        sync_loop(&wal, &queue, &failed, &SyncGate::default());
+        sync_unwatched(&wal, &queue, &failed);
         for answer in waiting {
             assert!(matches!(
                 answer.blocking_recv(),
