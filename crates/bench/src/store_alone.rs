@@ -210,14 +210,9 @@ fn writer_json(t: &WriterTimes, secs: f64) -> Value {
         })
     };
     let spent = |h: &Histogram<u64>| h.mean() * h.len() as f64 / 1e6;
-    let ops: u64 = t
-        .ops
-        .iter_recorded()
-        .map(|v| v.value_iterated_to() * v.count_at_value())
-        .sum();
     json!({
         "batches": t.ops.len(),
-        "ops": ops,
+        "ops": t.ops_total(),
         "batches_per_s": r2(t.ops.len() as f64 / secs),
         "ops_per_batch": r2(t.ops.mean()),
         "syncs_per_s": r2(t.sync.len() as f64 / secs),

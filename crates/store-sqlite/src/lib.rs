@@ -1594,12 +1594,7 @@ mod tests {
         let batches = t.ops.len();
         assert!((1..=20).contains(&batches), "{batches} batches");
         // Ops per batch add up to the 20 posts.
-        let ops: u64 = t
-            .ops
-            .iter_recorded()
-            .map(|v| v.value_iterated_to() * v.count_at_value())
-            .sum();
-        assert_eq!(ops, 20);
+        assert_eq!(t.ops_total(), 20);
         for h in [&t.wait, &t.apply, &t.commit] {
             assert_eq!(h.len(), batches);
         }

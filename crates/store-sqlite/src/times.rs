@@ -45,6 +45,17 @@ impl Default for WriterTimes {
     }
 }
 
+impl WriterTimes {
+    /// All the ops of the batches counted (exact: a batch holds at most `MAX_BATCH`, 512, and the
+    /// histograms count every value up to 2,048 exactly).
+    pub fn ops_total(&self) -> u64 {
+        self.ops
+            .iter_recorded()
+            .map(|v| v.value_iterated_to() * v.count_at_value())
+            .sum()
+    }
+}
+
 /// The store's [`WriterTimes`], written by the writer and sync threads.
 #[derive(Default)]
 pub(crate) struct Times(Mutex<WriterTimes>);
