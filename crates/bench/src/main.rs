@@ -494,11 +494,11 @@ async fn rate_run(
     pool.all(|_| Cmd::Connect { concurrency: 128 }).await?;
     // Warm-up (not recorded): caches, first list rows, allocator.
     let start_ns = util::now_ns() + 300_000_000;
-    pool.all(|_| Cmd::Rate {
+    pool.all(|w| Cmd::Rate {
         step: 999,
         rate: rates[0] / workers as f64,
         secs: 2.0,
-        start_ns,
+        start_ns: phased(start_ns, w, workers),
         drain_secs: 10.0,
     })
     .await?;
@@ -589,6 +589,13 @@ impl Step {
 }
 
 /// Offers `rate` msg/s for `secs` (step number `k`) and measures what came of it.
+/// Worker `w`'s start: the workers' pacers tick a fraction of a tick apart (see
+/// [`util::Ticks`]), so that with `n` workers the server gets a tick's messages in `n`
+/// smaller bursts spread over the millisecond, not in one.
+fn phased(start_ns: u64, w: usize, n: usize) -> u64 {
+    start_ns + util::TICK_NS * w as u64 / n.max(1) as u64
+}
+
 async fn rate_step(
     pool: &mut Pool,
     server: &Server,
@@ -611,11 +618,11 @@ async fn rate_step(
     });
     let t0 = Instant::now();
     let r = pool
-        .all(|_| Cmd::Rate {
+        .all(|w| Cmd::Rate {
             step: k,
             rate: rate / workers as f64,
             secs,
-            start_ns,
+            start_ns: phased(start_ns, w, workers),
             drain_secs: 10.0,
         })
         .await?;

@@ -173,10 +173,67 @@ pub struct Paced {
     pub secs: f64,
 }
 
-/// Runs `rate × secs` jobs open loop: job `i` starts when it is due (`i / rate` after the
-/// start) whatever the earlier ones are doing, so a slow system cannot slow the pacer
-/// down and hide it, and its latency counts from that time. `job(i, due_ns)` makes the
-/// job; the pacer waits for all of them before it returns.
+/// How often an open-loop pacer lets out what has fallen due: 1 ms. At 5,000 msg/s that
+/// is five messages a tick, which leave together.
+pub const TICK_NS: u64 = 1_000_000;
+
+/// The time message `i` of a schedule at `rate` per second from `start_ns` is due: the
+/// first tick of the 1 ms grid from `start_ns` at or after `start_ns + i / rate`. The
+/// pacers let a message out on that tick, and its latency counts from it, so the
+/// load generator's own rounding to ticks is not counted as the server's time, while
+/// every tick the pacer is late still is.
+pub fn due_ns(start_ns: u64, i: u64, rate: f64) -> u64 {
+    let at = (i as f64 * 1e9 / rate) as u64;
+    start_ns + at.div_ceil(TICK_NS) * TICK_NS
+}
+
+/// The pacers' clock: a thread of its own sleeps until each tick of a 1 ms grid from
+/// `start_ns` and sends that tick's time. Tokio's timer counts whole milliseconds from
+/// its own start, so an `interval` wakes anywhere in the millisecond after a deadline;
+/// this thread wakes within tens of microseconds of it. A tick the thread misses (a busy
+/// machine) is skipped, not sent late: the next one lets out what both were due, and the
+/// earlier ones' lateness counts. The thread ends when the `Ticks` is dropped.
+pub struct Ticks {
+    rx: tokio::sync::mpsc::UnboundedReceiver<u64>,
+}
+
+impl Ticks {
+    pub fn start(start_ns: u64) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || {
+                let mut tick = start_ns;
+                loop {
+                    let now = now_ns();
+                    if tick > now {
+                        std::thread::sleep(std::time::Duration::from_nanos(tick - now));
+                    }
+                    if tx.send(tick).is_err() {
+                        return;
+                    }
+                    // The next tick after now: a missed one is skipped.
+                    let now = now_ns().max(tick);
+                    tick = start_ns + ((now - start_ns) / TICK_NS + 1) * TICK_NS;
+                }
+            })
+            .expect("the pacer's thread starts");
+        Ticks { rx }
+    }
+
+    /// The time of the next tick, once it has come.
+    pub async fn next(&mut self) -> u64 {
+        self.rx
+            .recv()
+            .await
+            .expect("the pacer's thread runs until dropped")
+    }
+}
+
+/// Runs `rate × secs` jobs open loop: job `i` starts on the tick it is due ([`due_ns`])
+/// whatever the earlier ones are doing, so a slow system cannot slow the pacer down and
+/// hide it, and its latency counts from that tick. `job(i, due_ns)` makes the job; the
+/// pacer waits for all of them before it returns.
 pub async fn open_loop<F, Fut>(rate: f64, secs: f64, mut job: F) -> Paced
 where
     F: FnMut(u64, u64) -> Fut,
@@ -188,26 +245,35 @@ where
         first_error: None,
         secs: 0.0,
     }));
-    let start = tokio::time::Instant::now();
+    let start = std::time::Instant::now();
     let start_ns = now_ns();
+    let total = (rate * secs).round() as u64;
+    let mut ticks = Ticks::start(start_ns);
     let mut waits = tokio::task::JoinSet::new();
-    for i in 0..(rate * secs).round() as u64 {
-        let due = std::time::Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(start + due).await;
-        let scheduled = start_ns + due.as_nanos() as u64;
-        let (done, results) = (job(i, scheduled), results.clone());
-        waits.spawn(async move {
-            let r = done.await;
-            let mut p = results.lock().unwrap();
-            match r {
-                Ok(()) => record_since(&mut p.lat, scheduled),
-                Err(e) => {
-                    p.errors += 1;
-                    p.first_error.get_or_insert(e);
-                }
+    let mut i = 0;
+    while i < total {
+        let tick = ticks.next().await;
+        while i < total {
+            let due = due_ns(start_ns, i, rate);
+            if due > tick {
+                break;
             }
-        });
+            let (done, results) = (job(i, due), results.clone());
+            waits.spawn(async move {
+                let r = done.await;
+                let mut p = results.lock().unwrap();
+                match r {
+                    Ok(()) => record_since(&mut p.lat, due),
+                    Err(e) => {
+                        p.errors += 1;
+                        p.first_error.get_or_insert(e);
+                    }
+                }
+            });
+            i += 1;
+        }
     }
+    drop(ticks);
     while waits.join_next().await.is_some() {}
     let secs = start.elapsed().as_secs_f64();
     let results = std::sync::Arc::try_unwrap(results).map_err(|_| "every job has ended");
@@ -380,6 +446,102 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (idle1, steal1) = machine_idle_steal();
         assert!(idle1 >= idle0 && steal1 >= steal0);
+    }
+
+    #[test]
+    fn a_message_is_due_on_the_first_tick_at_or_after_its_time() {
+        let start = 1_000_000_000_000;
+        // 5,000 a second: five a tick, due on the tick that ends their millisecond.
+        let dues: Vec<u64> = (0..12).map(|i| due_ns(start, i, 5000.0) - start).collect();
+        let ms = TICK_NS;
+        assert_eq!(
+            dues,
+            [
+                0,
+                ms,
+                ms,
+                ms,
+                ms,
+                ms,
+                2 * ms,
+                2 * ms,
+                2 * ms,
+                2 * ms,
+                2 * ms,
+                3 * ms
+            ]
+        );
+        // Never before its time, never a tick after it, at any rate.
+        for rate in [1.0, 333.0, 7_500.0, 20_000.0, 123_456.0] {
+            for i in 0..2_000u64 {
+                let exact = (i as f64 * 1e9 / rate) as u64;
+                let due = due_ns(start, i, rate) - start;
+                assert!(due >= exact && due - exact < TICK_NS, "{rate} {i}");
+                assert!(due.is_multiple_of(TICK_NS));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pacers_clock_ticks_on_its_grid_and_a_late_reader_catches_up() {
+        let start = now_ns() + 2 * TICK_NS;
+        let mut ticks = Ticks::start(start);
+        let first = ticks.next().await;
+        assert_eq!(first, start);
+        assert!(now_ns() >= start, "a tick comes once its time has come");
+        let mut last = first;
+        for _ in 0..5 {
+            let t = ticks.next().await;
+            assert!(t > last && (t - start).is_multiple_of(TICK_NS), "{t} after {last}");
+            assert!(now_ns() >= t);
+            last = t;
+        }
+        // A reader that falls 20 ms behind finds the ticks sent meanwhile at once (the
+        // pacer lets out what they were due), and then the clock goes on in the present.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut seen = 0;
+        let mut t = ticks.next().await;
+        while t + 2 * TICK_NS < now_ns() {
+            seen += 1;
+            t = ticks.next().await;
+        }
+        assert!(seen <= 21, "{seen} old ticks");
+        assert!((t - start).is_multiple_of(TICK_NS) && now_ns() >= t);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_runs_every_job_on_its_tick_and_times_it_from_there() {
+        let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = started.clone();
+        // 2,000 a second for 0.1 s: 200 jobs, two a tick; each takes 3 ms.
+        let p = open_loop(2000.0, 0.1, move |i, due| {
+            log.lock().unwrap().push((i, due, now_ns()));
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                if i == 7 {
+                    Err("seven".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        let started = started.lock().unwrap();
+        assert_eq!(started.len(), 200);
+        let start = started[0].1;
+        for &(i, due, at) in started.iter() {
+            assert_eq!(due, due_ns(start, i, 2000.0), "job {i}");
+            assert!(at >= due, "job {i} started {} ns early", due - at);
+        }
+        // A slow job does not hold the next ones back (open loop): 199 ran, one failed.
+        assert_eq!((p.lat.len(), p.errors), (199, 1));
+        assert_eq!(p.first_error.as_deref(), Some("seven"));
+        assert!(
+            p.lat.min() >= 3_000,
+            "timed from the tick: {} µs",
+            p.lat.min()
+        );
+        assert!((0.1..1.0).contains(&p.secs), "{}", p.secs);
     }
 
     #[test]

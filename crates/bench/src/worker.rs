@@ -442,26 +442,19 @@ impl Worker {
     ) -> anyhow::Result<Value> {
         self.stats.reset();
         let total = (rate * secs).round() as u64;
-        let interval_ns = 1e9 / rate;
         let nv = self.visitors.len() as u64;
         // Visitors take turns in an order of their own, not in the order their
         // conversations were made: neighbours in time are not neighbours in the tables.
         let turns = self.talk.shuffled(self.visitors.len());
         let (mut sent_v, mut sent_a) = (0u64, 0u64);
-        // Wait for the common start.
-        let now = now_ns();
-        if start_ns > now {
-            tokio::time::sleep(Duration::from_nanos(start_ns - now)).await;
-        }
+        // The clock waits for the common start.
+        let mut ticks = util::Ticks::start(start_ns);
         let mut i = 0u64;
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while i < total {
-            tick.tick().await;
-            let now = now_ns();
+            let tick = ticks.next().await;
             while i < total {
-                let at = start_ns + (i as f64 * interval_ns) as u64;
-                if at > now {
+                let at = util::due_ns(start_ns, i, rate);
+                if at > tick {
                     break;
                 }
                 let v = &self.visitors[turns[((i / 2) % nv) as usize]];
@@ -486,6 +479,7 @@ impl Worker {
                 i += 1;
             }
         }
+        drop(ticks);
         let end_sched = now_ns();
         // Drain: wait for every ack and delivery, or the drain time.
         let deadline = Instant::now() + Duration::from_secs_f64(drain_secs);
