@@ -448,10 +448,10 @@ impl Worker {
         let turns = self.talk.shuffled(self.visitors.len());
         let (mut sent_v, mut sent_a) = (0u64, 0u64);
         // The clock waits for the common start.
-        let mut ticks = util::Ticks::start(start_ns);
+        let mut ticks = util::Ticks::start(start_ns).context("the pacer's timer")?;
         let mut i = 0u64;
         while i < total {
-            let tick = ticks.next().await;
+            let tick = ticks.next().await.context("the pacer's timer")?;
             while i < total {
                 let at = util::due_ns(start_ns, i, rate);
                 if at > tick {
