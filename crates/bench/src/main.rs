@@ -588,7 +588,6 @@ impl Step {
     }
 }
 
-/// Offers `rate` msg/s for `secs` (step number `k`) and measures what came of it.
 /// Worker `w`'s start: the workers' pacers tick a fraction of a tick apart (see
 /// [`util::Ticks`]), so that with `n` workers the server gets a tick's messages in `n`
 /// smaller bursts spread over the millisecond, not in one.
@@ -596,6 +595,7 @@ fn phased(start_ns: u64, w: usize, n: usize) -> u64 {
     start_ns + util::TICK_NS * w as u64 / n.max(1) as u64
 }
 
+/// Offers `rate` msg/s for `secs` (step number `k`) and measures what came of it.
 async fn rate_step(
     pool: &mut Pool,
     server: &Server,
