@@ -256,6 +256,51 @@ impl Ticks {
     }
 }
 
+/// An open-loop schedule of `total` messages at `rate` per second from `start_ns`, let out
+/// on the ticks of [`Ticks`]: [`Pacer::next`] gives each message's number and due time
+/// ([`due_ns`]) once its tick has come, and `None` after the last, when the timer is
+/// closed (a drain that follows gets no more wake-ups).
+pub struct Pacer {
+    ticks: Option<Ticks>,
+    start_ns: u64,
+    rate: f64,
+    total: u64,
+    next: u64,
+    /// The latest tick seen.
+    tick: u64,
+}
+
+impl Pacer {
+    /// Starts the clock; must be called inside a tokio runtime.
+    pub fn start(start_ns: u64, rate: f64, total: u64) -> std::io::Result<Self> {
+        Ok(Pacer {
+            ticks: Some(Ticks::start(start_ns)?),
+            start_ns,
+            rate,
+            total,
+            next: 0,
+            tick: 0,
+        })
+    }
+
+    /// The next message `(i, due_ns)`, waiting for its tick if it has not come yet.
+    pub async fn next(&mut self) -> std::io::Result<Option<(u64, u64)>> {
+        let Some(ticks) = &mut self.ticks else {
+            return Ok(None);
+        };
+        if self.next == self.total {
+            self.ticks = None;
+            return Ok(None);
+        }
+        let due = due_ns(self.start_ns, self.next, self.rate);
+        while due > self.tick {
+            self.tick = ticks.next().await?;
+        }
+        self.next += 1;
+        Ok(Some((self.next - 1, due)))
+    }
+}
+
 /// Runs `rate × secs` jobs open loop: job `i` starts on the tick it is due ([`due_ns`])
 /// whatever the earlier ones are doing, so a slow system cannot slow the pacer down and
 /// hide it, and its latency counts from that tick. `job(i, due_ns)` makes the job; the
@@ -273,33 +318,23 @@ where
     }));
     let start = std::time::Instant::now();
     let start_ns = now_ns();
-    let total = (rate * secs).round() as u64;
-    let mut ticks = Ticks::start(start_ns).expect("the pacer's timer starts");
+    let mut pacer = Pacer::start(start_ns, rate, (rate * secs).round() as u64)
+        .expect("the pacer's timer starts");
     let mut waits = tokio::task::JoinSet::new();
-    let mut i = 0;
-    while i < total {
-        let tick = ticks.next().await.expect("the pacer's timer ticks");
-        while i < total {
-            let due = due_ns(start_ns, i, rate);
-            if due > tick {
-                break;
-            }
-            let (done, results) = (job(i, due), results.clone());
-            waits.spawn(async move {
-                let r = done.await;
-                let mut p = results.lock().unwrap();
-                match r {
-                    Ok(()) => record_since(&mut p.lat, due),
-                    Err(e) => {
-                        p.errors += 1;
-                        p.first_error.get_or_insert(e);
-                    }
+    while let Some((i, due)) = pacer.next().await.expect("the pacer's timer ticks") {
+        let (done, results) = (job(i, due), results.clone());
+        waits.spawn(async move {
+            let r = done.await;
+            let mut p = results.lock().unwrap();
+            match r {
+                Ok(()) => record_since(&mut p.lat, due),
+                Err(e) => {
+                    p.errors += 1;
+                    p.first_error.get_or_insert(e);
                 }
-            });
-            i += 1;
-        }
+            }
+        });
     }
-    drop(ticks);
     while waits.join_next().await.is_some() {}
     let secs = start.elapsed().as_secs_f64();
     let results = std::sync::Arc::try_unwrap(results).map_err(|_| "every job has ended");

@@ -448,38 +448,28 @@ impl Worker {
         let turns = self.talk.shuffled(self.visitors.len());
         let (mut sent_v, mut sent_a) = (0u64, 0u64);
         // The clock waits for the common start.
-        let mut ticks = util::Ticks::start(start_ns).context("the pacer's timer")?;
-        let mut i = 0u64;
-        while i < total {
-            let tick = ticks.next().await.context("the pacer's timer")?;
-            while i < total {
-                let at = util::due_ns(start_ns, i, rate);
-                if at > tick {
-                    break;
-                }
-                let v = &self.visitors[turns[((i / 2) % nv) as usize]];
-                if i.is_multiple_of(2) {
-                    if let Some(tx) = &v.tx {
-                        let _ = tx.send(VCmd::Send {
-                            client_id: self.talk.client_id("w"),
-                            body: util::body(at, 'v', &format!("{step}-{i}"), &self.talk.line('v')),
-                            done: None,
-                        });
-                        sent_v += 1;
-                    }
-                } else if let Some(tx) = &self.agents[v.agent].tx {
-                    let _ = tx.send(ACmd::Send {
-                        conv: v.st.conv,
-                        client_id: self.talk.client_id("a"),
-                        body: util::body(at, 'a', &format!("{step}-{i}"), &self.talk.line('a')),
+        let mut pacer = util::Pacer::start(start_ns, rate, total).context("the pacer's timer")?;
+        while let Some((i, at)) = pacer.next().await.context("the pacer's timer")? {
+            let v = &self.visitors[turns[((i / 2) % nv) as usize]];
+            if i.is_multiple_of(2) {
+                if let Some(tx) = &v.tx {
+                    let _ = tx.send(VCmd::Send {
+                        client_id: self.talk.client_id("w"),
+                        body: util::body(at, 'v', &format!("{step}-{i}"), &self.talk.line('v')),
                         done: None,
                     });
-                    sent_a += 1;
+                    sent_v += 1;
                 }
-                i += 1;
+            } else if let Some(tx) = &self.agents[v.agent].tx {
+                let _ = tx.send(ACmd::Send {
+                    conv: v.st.conv,
+                    client_id: self.talk.client_id("a"),
+                    body: util::body(at, 'a', &format!("{step}-{i}"), &self.talk.line('a')),
+                    done: None,
+                });
+                sent_a += 1;
             }
         }
-        drop(ticks);
         let end_sched = now_ns();
         // Drain: wait for every ack and delivery, or the drain time.
         let deadline = Instant::now() + Duration::from_secs_f64(drain_secs);
