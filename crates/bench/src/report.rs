@@ -539,7 +539,7 @@ fn writer_table(m: &mut String, s: &Value) {
     if !alone.iter().any(|st| st["writer"].is_object()) {
         return;
     }
-    let _ = writeln!(m, "\nWhere the writer of Confab's store alone spent each step, per batch in µs (p50 / p99 / max): the wait for the batch before it to be synced, its statements, its commit (which runs a checkpoint when one falls due), and each sync of the log; busy is the share of the step it spent in statements and commits:\n\n| offered posts/s | batches/s, posts per batch | wait | statements | commit | sync (syncs/s) | busy |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(m, "\nWhere the writer of Confab's store alone spent each step, per batch in µs (p50 / p99 / max): how long its transaction waited (for posts, or for the batch before it to be synced), its statements, its commit (which runs a checkpoint when one falls due), and each sync of the log; busy is the share of the step it spent in statements and commits:\n\n| offered posts/s | batches/s, posts per batch | wait | statements | commit | sync (syncs/s) | busy |\n|---|---|---|---|---|---|---|");
     for st in &alone {
         let w = &st["writer"];
         if !w.is_object() {

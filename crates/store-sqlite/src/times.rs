@@ -1,8 +1,10 @@
 //! Where the writer's time goes, batch by batch: the instrument behind
 //! [`crate::SqliteStore::take_writer_times`] (docs/performance.md, round 22).
 //!
-//! A post's time in the store is the wait for the batch before it to be synced, its
-//! batch's statements, the batch's commit, and the sync of the log that makes it durable.
+//! A post's time in the store is its statements and those of the posts written after it
+//! in its batch, the time the batch's transaction waited (for more posts, or for the batch
+//! before it to be synced), the batch's commit, and the sync of the log that makes it
+//! durable.
 //! The load generator sees only their sum; these say which part a slow post spent its
 //! time in (a checkpoint falls inside a commit, a slow disk inside a sync). Recording
 //! is a few histogram counters per batch, under a lock each thread takes once per batch.
@@ -16,8 +18,10 @@ use hdrhistogram::Histogram;
 /// [`crate::SqliteStore::take_writer_times`].
 #[derive(Clone, Debug)]
 pub struct WriterTimes {
-    /// Before a batch: the wait for the batch before it to be synced (the writer commits
-    /// no more often than the log is synced).
+    /// Within a batch: how long its open transaction waited, for posts to come or for the
+    /// batch before it to be synced (the writer commits no more often than the log is
+    /// synced, and writes what comes meanwhile at once). Until round 24 the writer waited
+    /// for the sync before it wrote anything, and this was that wait.
     pub wait: Histogram<u64>,
     /// The batch's statements, inside its transaction.
     pub apply: Histogram<u64>,

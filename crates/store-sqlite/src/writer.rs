@@ -23,7 +23,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Condvar, LazyLock, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,7 +31,7 @@ use confab_domain::rules::{self, Refusal, VisitorMessageEffect};
 use confab_domain::*;
 use confab_store::*;
 use rusqlite::{params, Connection, OpenFlags, Params, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::conns::Conns;
 use crate::rows::*;
@@ -180,35 +180,26 @@ pub(crate) fn start(
 type Answers = Vec<(Reply, Result<Done>)>;
 
 /// Whether a committed batch is waiting for its sync. The writer commits no more often
-/// than the log is synced: what comes while a sync runs waits for it, and then goes in
-/// one commit, which writes each page the batch shares (the messages' last leaf, the
-/// inbox index's head, …) to the log once instead of once per op.
-#[derive(Default)]
-struct SyncGate {
-    busy: Mutex<bool>,
-    idle: Condvar,
+/// than the log is synced: what comes while a sync runs is written at once, in one
+/// transaction ([`gather`]), and goes in one commit when the sync is done, which writes
+/// each page the batch shares (the messages' last leaf, the inbox index's head, …) to the
+/// log once instead of once per op.
+struct SyncGate(watch::Sender<bool>);
+
+impl Default for SyncGate {
+    fn default() -> Self {
+        Self(watch::Sender::new(false))
+    }
 }
 
 impl SyncGate {
     fn set(&self, busy: bool) {
-        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = busy;
-        if !busy {
-            self.idle.notify_all();
-        }
+        self.0.send_replace(busy);
     }
 
-    /// Waits until no committed batch waits for its sync, or `full()`: a long sync (a
-    /// disk that stalls for a moment) should not hold back a full batch, which gains
-    /// nothing by waiting and would otherwise be written only after the sync.
-    fn wait_idle(&self, full: impl Fn() -> bool) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        while *busy && !full() {
-            busy = self
-                .idle
-                .wait_timeout(busy, Duration::from_millis(1))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+    /// The writer's view of the gate, to wait on beside its channel.
+    fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
     }
 }
 
@@ -220,7 +211,7 @@ struct ToSync {
 
 impl ToSync {
     /// Hands a committed batch's answers to the sync thread; until it has synced them, the
-    /// writer's next [`SyncGate::wait_idle`] waits.
+    /// writer's next commit waits ([`gather`]).
     fn send(&self, answers: Answers) -> std::result::Result<(), std_mpsc::SendError<Answers>> {
         self.gate.set(true);
         self.queue
@@ -252,7 +243,7 @@ fn answer_all(batch: &mut Batch, e: &StoreError) {
 /// log and makes them visible, but does not wait for the disk. Syncing the log file from
 /// here makes every frame written before the sync durable (on Linux `fdatasync` flushes
 /// the file, whichever descriptor asks), so a post is still answered only once it is on
-/// disk — while the writer gathers the next batch, which it commits once this sync is
+/// disk — while the writer writes the next batch, which it commits once this sync is
 /// done ([`SyncGate`]). Before, the writer waited for every sync itself: at 5,000 msg/s
 /// the commit was 104 of the 145 µs the writer spent per post, and with the sync here 56
 /// of 110 (docs/performance.md, round 4). Checkpoints sync the log themselves before they
@@ -290,13 +281,14 @@ fn sync_loop(
             times.sync(start.elapsed());
             synced
         };
-        // The writer may commit its next batch while these are answered.
-        gate.set(false);
         if let Err(e) = &synced {
             if !failed.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "could not sync the write-ahead log; no more posts are taken until a restart");
             }
         }
+        // The writer may commit its next batch while these are answered; it sees a failure
+        // first, and does not commit a batch built on a log that is not on disk.
+        gate.set(false);
         for (reply, result) in pending.into_iter().flatten() {
             let _ = reply.send(match &synced {
                 Ok(()) => result,
@@ -319,9 +311,9 @@ fn sync_log(wal: &Path, log: &mut Option<File>) -> std::io::Result<()> {
     }
 }
 
-/// The thread: waits for a post, takes every other post already waiting (up to
-/// [`MAX_BATCH`]), writes them in one transaction and answers each, until the store is
-/// gone.
+/// The thread: waits for an op, then writes it and every op that comes before the last
+/// batch is synced (up to [`MAX_BATCH`]) in one transaction, hands the batch to the sync
+/// thread, which answers each op, and waits for the next, until the store is gone.
 ///
 /// The thread takes its posts from the channel itself. An async task in between (as
 /// before) had to be scheduled between every two batches, and on a server whose tokio
@@ -338,23 +330,12 @@ fn run(
     rewritten: &AtomicU64,
     times: &Times,
 ) {
+    let mut syncing = to_sync.gate.watch();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
-        let start = Instant::now();
-        to_sync.gate.wait_idle(|| rx.len() + 1 >= MAX_BATCH);
-        let waited = start.elapsed();
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(post) => batch.push(post),
-                Err(_) => break,
-            }
-        }
         if failed.load(Ordering::Acquire) {
-            answer_all(
-                &mut batch,
-                &StoreError::Unavailable("the write-ahead log could not be synced".into()),
-            );
+            answer_all(&mut batch, &sync_failed());
             continue;
         }
         // The store's other writes go through sqlx's write connection: hold it off while
@@ -367,13 +348,19 @@ fn run(
                 continue;
             }
         };
-        match commit_batch(&mut conn, &batch, rewritten) {
+        let mut next = Next {
+            rx: &mut rx,
+            syncing: &mut syncing,
+            rt,
+        };
+        match commit_batch(&mut conn, &mut next, &mut batch, failed, rewritten) {
             Ok(Written {
                 results,
+                wait,
                 apply,
                 commit,
             }) => {
-                times.batch(waited, apply, commit, batch.len());
+                times.batch(wait, apply, commit, batch.len());
                 let answers = batch
                     .drain(..)
                     .zip(results)
@@ -396,30 +383,102 @@ fn run(
     }
 }
 
-/// A committed batch's answers, one per op, and how long its statements and its commit
-/// took.
+fn sync_failed() -> StoreError {
+    StoreError::Unavailable("the write-ahead log could not be synced".into())
+}
+
+/// Where a batch's further ops come from, and when it may be committed.
+struct Next<'a, T> {
+    rx: &'a mut mpsc::Receiver<T>,
+    /// Whether the last committed batch still waits for its sync.
+    syncing: &'a mut watch::Receiver<bool>,
+    rt: &'a tokio::runtime::Handle,
+}
+
+/// Takes ops into `batch` and runs `apply` on each as soon as it is taken, until the batch
+/// may be committed: no batch waits for its sync any more, or the batch is full, or the
+/// channel is closed. Returns how long it waited for ops or for the sync, or the first
+/// error of `apply`.
+///
+/// While a sync runs, the writer does the statements of the ops that come meanwhile rather
+/// than wait for the sync and then do them, so a batch's statements and the last batch's
+/// sync overlap. Until round 24 the writer waited first: its statements then added to the
+/// wait of every op in the batch, and the writer sat idle through every sync, which made
+/// it the first wall at high rates (docs/performance.md).
+fn gather<T>(
+    next: &mut Next<'_, T>,
+    batch: &mut Vec<T>,
+    mut apply: impl FnMut(&T) -> Result<()>,
+) -> Result<Duration> {
+    let mut applied = 0;
+    let mut waited = Duration::ZERO;
+    loop {
+        for op in &batch[applied..] {
+            apply(op)?;
+        }
+        applied = batch.len();
+        if batch.len() >= MAX_BATCH {
+            return Ok(waited);
+        }
+        if let Ok(op) = next.rx.try_recv() {
+            batch.push(op);
+            continue;
+        }
+        if !*next.syncing.borrow_and_update() {
+            return Ok(waited);
+        }
+        let start = Instant::now();
+        let (rx, syncing) = (&mut *next.rx, &mut *next.syncing);
+        let more = next.rt.block_on(async {
+            tokio::select! {
+                biased;
+                op = rx.recv() => op,
+                _ = syncing.wait_for(|busy| !busy) => None,
+            }
+        });
+        waited += start.elapsed();
+        match more {
+            Some(op) => batch.push(op),
+            // Synced, or nobody can send any more: commit what there is.
+            None => return Ok(waited),
+        }
+    }
+}
+
+/// A committed batch's answers, one per op, and how long the batch waited for the sync
+/// before it, its statements and its commit took.
 struct Written {
     results: Vec<Result<Done>>,
+    wait: Duration,
     apply: Duration,
     commit: Duration,
 }
 
-/// Writes a batch of ops in one transaction. A refused op wrote nothing (see [`apply`])
-/// and just gets its refusal. Any other error may have left part of an op written: the
-/// whole batch is rolled back and its ops are written again, one transaction each, so
-/// that only the failing op fails.
-fn commit_batch(conn: &mut Connection, batch: &Batch, rewritten: &AtomicU64) -> Result<Written> {
-    match write_ops(conn, batch.iter().map(|(op, _)| op)) {
+/// Writes a batch of ops in one transaction, taking more into it while the last batch is
+/// synced ([`gather`]). A refused op wrote nothing (see [`apply`]) and just gets its
+/// refusal. Any other error may have left part of an op written: the whole batch is
+/// rolled back and its ops are written again, one transaction each, so that only the
+/// failing op fails.
+fn commit_batch(
+    conn: &mut Connection,
+    next: &mut Next<'_, (Op, Reply)>,
+    batch: &mut Batch,
+    failed: &AtomicBool,
+    rewritten: &AtomicU64,
+) -> Result<Written> {
+    let first = write_gathered(conn, next, batch, failed);
+    match first {
         Ok(written) => Ok(written),
-        Err(e) if batch.len() > 1 => {
+        Err(e) if batch.len() > 1 && !failed.load(Ordering::Acquire) => {
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
             rewritten.fetch_add(1, Ordering::Relaxed);
             let mut all = Written {
                 results: Vec::with_capacity(batch.len()),
+                wait: Duration::ZERO,
                 apply: Duration::ZERO,
                 commit: Duration::ZERO,
             };
-            for (op, _) in batch {
+            for (op, _) in batch.iter() {
                 match write_ops(conn, std::iter::once(op)) {
                     Ok(mut one) => {
                         all.apply += one.apply;
@@ -435,6 +494,41 @@ fn commit_batch(conn: &mut Connection, batch: &Batch, rewritten: &AtomicU64) -> 
         }
         Err(e) => Err(e),
     }
+}
+
+/// One transaction of the ops in `batch` and those [`gather`] adds to it, committed once
+/// the last batch is synced. Nothing is committed if that sync failed: this batch's
+/// statements saw the last batch's writes, which the disk may not have.
+fn write_gathered(
+    conn: &mut Connection,
+    next: &mut Next<'_, (Op, Reply)>,
+    batch: &mut Batch,
+    failed: &AtomicBool,
+) -> Result<Written> {
+    let start = Instant::now();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let mut results = Vec::with_capacity(batch.len());
+    // Dropping `tx` on an error rolls the batch back.
+    let wait = gather(next, batch, |(op, _)| match apply(&tx, op) {
+        Err(e) if !is_refusal(&e) => Err(e),
+        r => {
+            results.push(r);
+            Ok(())
+        }
+    })?;
+    if failed.load(Ordering::Acquire) {
+        return Err(sync_failed());
+    }
+    let applied = Instant::now();
+    tx.commit().map_err(db_err)?;
+    Ok(Written {
+        results,
+        wait,
+        apply: (applied - start).saturating_sub(wait),
+        commit: applied.elapsed(),
+    })
 }
 
 /// Whether a post's error is one of its refusals, decided before it wrote anything.
@@ -465,6 +559,7 @@ fn write_ops<'a>(conn: &mut Connection, ops: impl Iterator<Item = &'a Op>) -> Re
     tx.commit().map_err(db_err)?;
     Ok(Written {
         results,
+        wait: Duration::ZERO,
         apply: applied - start,
         commit: applied.elapsed(),
     })
@@ -1241,27 +1336,128 @@ mod tests {
             .unzip()
     }
 
+    /// A runtime for [`gather`]'s waits, as the store's is, and a channel of ops.
+    fn setup() -> (
+        tokio::runtime::Runtime,
+        mpsc::Sender<u32>,
+        mpsc::Receiver<u32>,
+        SyncGate,
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 2);
+        (rt, tx, rx, SyncGate::default())
+    }
+
     #[test]
-    fn the_next_commit_waits_for_the_last_sync_unless_its_batch_is_full() {
-        let gate = Arc::new(SyncGate::default());
+    fn ops_that_come_during_a_sync_are_written_at_once_and_committed_after_it() {
+        let (rt, tx, mut rx, gate) = setup();
+        let mut syncing = gate.watch();
         gate.set(true);
-        // A full batch goes at once.
-        gate.wait_idle(|| true);
         let synced = Arc::new(AtomicBool::new(false));
+        let mut batch = vec![1];
+        let (log, gate) = (Arc::new(std::sync::Mutex::new(Vec::new())), Arc::new(gate));
+        // Ops 2–4 come while the sync runs, each once the one before was written (or
+        // after 5 s); the sync ends after the last.
         let sync = std::thread::spawn({
-            let (gate, synced) = (gate.clone(), synced.clone());
+            let (gate, synced, log) = (gate.clone(), synced.clone(), log.clone());
             move || {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+                let mut written_during_sync = true;
+                for op in 2..=4 {
+                    tx.blocking_send(op).unwrap();
+                    let since = Instant::now();
+                    while !log.lock().unwrap().contains(&op) {
+                        if since.elapsed() > Duration::from_secs(5) {
+                            written_during_sync = false;
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 synced.store(true, Ordering::Release);
                 gate.set(false);
+                (tx, written_during_sync)
             }
         });
-        gate.wait_idle(|| false);
-        assert!(
-            synced.load(Ordering::Acquire),
-            "committed before the sync was done"
-        );
-        sync.join().unwrap();
+        let mut next = Next {
+            rx: &mut rx,
+            syncing: &mut syncing,
+            rt: rt.handle(),
+        };
+        let waited = gather(&mut next, &mut batch, |op| {
+            log.lock().unwrap().push(*op);
+            Ok(())
+        })
+        .unwrap();
+        assert!(synced.load(Ordering::Acquire), "returned before the sync");
+        assert_eq!(batch, [1, 2, 3, 4], "one batch, in order");
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4], "each written once");
+        assert!(waited > Duration::ZERO);
+        let (tx, written_during_sync) = sync.join().unwrap();
+        assert!(written_during_sync, "the ops waited for the sync");
+        // No sync in flight: what is queued is taken, and the batch goes at once.
+        tx.blocking_send(5).unwrap();
+        tx.blocking_send(6).unwrap();
+        let mut batch = vec![4];
+        let mut written = 0;
+        gather(&mut next, &mut batch, |_| {
+            written += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((batch, written), (vec![4, 5, 6], 3));
+    }
+
+    #[test]
+    fn a_full_batch_or_a_closed_channel_goes_without_the_sync() {
+        let (rt, tx, mut rx, gate) = setup();
+        let mut syncing = gate.watch();
+        // A sync that never ends.
+        gate.set(true);
+        for op in 0..MAX_BATCH as u32 + 5 {
+            tx.blocking_send(op).unwrap();
+        }
+        let mut next = Next {
+            rx: &mut rx,
+            syncing: &mut syncing,
+            rt: rt.handle(),
+        };
+        let mut batch = Vec::new();
+        gather(&mut next, &mut batch, |_| Ok(())).unwrap();
+        assert_eq!(batch.len(), MAX_BATCH, "full");
+        drop(tx);
+        let mut batch = Vec::new();
+        gather(&mut next, &mut batch, |_| Ok(())).unwrap();
+        assert_eq!(batch.len(), 5, "the rest, once nobody can send more");
+    }
+
+    #[test]
+    fn an_error_stops_the_batch_where_it_is() {
+        let (rt, tx, mut rx, gate) = setup();
+        let mut syncing = gate.watch();
+        gate.set(true);
+        tx.blocking_send(2).unwrap();
+        tx.blocking_send(3).unwrap();
+        let mut next = Next {
+            rx: &mut rx,
+            syncing: &mut syncing,
+            rt: rt.handle(),
+        };
+        let mut batch = vec![1];
+        let mut written = Vec::new();
+        let e = gather(&mut next, &mut batch, |op| {
+            if *op == 2 {
+                return Err(StoreError::Internal("disk full".into()));
+            }
+            written.push(*op);
+            Ok(())
+        });
+        assert!(matches!(e, Err(StoreError::Internal(_))));
+        // The caller rolls back and writes the batch it was given again, op by op.
+        assert_eq!(written, [1]);
+        assert_eq!(batch, [1, 2]);
     }
 
     #[test]
@@ -1284,7 +1480,7 @@ mod tests {
         assert!(!failed.load(Ordering::Acquire));
         // Both batches were waiting: one sync made them durable.
         assert_eq!(times.take().sync.len(), 1);
-        assert!(!*gate.busy.lock().unwrap(), "the writer may commit again");
+        assert!(!*gate.0.borrow(), "the writer may commit again");
         for answer in waiting {
             // Each post gets its own answer, unchanged.
             assert!(matches!(
