@@ -466,8 +466,7 @@ fn commit_batch(
     failed: &AtomicBool,
     rewritten: &AtomicU64,
 ) -> Result<Written> {
-    let first = write_gathered(conn, next, batch, failed);
-    match first {
+    match write_gathered(conn, next, batch, failed) {
         Ok(written) => Ok(written),
         Err(e) if batch.len() > 1 && !failed.load(Ordering::Acquire) => {
             tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing its posts one by one");
@@ -479,16 +478,10 @@ fn commit_batch(
                 commit: Duration::ZERO,
             };
             for (op, _) in batch.iter() {
-                match write_ops(conn, std::iter::once(op)) {
-                    Ok(mut one) => {
-                        all.apply += one.apply;
-                        all.commit += one.commit;
-                        all.results.push(one.results.pop().unwrap_or_else(|| {
-                            Err(StoreError::Internal("a batch of one gave no result".into()))
-                        }));
-                    }
-                    Err(e) => all.results.push(Err(e)),
-                }
+                let (result, apply, commit) = write_one(conn, op);
+                all.results.push(result);
+                all.apply += apply;
+                all.commit += commit;
             }
             Ok(all)
         }
@@ -542,27 +535,22 @@ fn is_refusal(e: &StoreError) -> bool {
     )
 }
 
-fn write_ops<'a>(conn: &mut Connection, ops: impl Iterator<Item = &'a Op>) -> Result<Written> {
+/// One op in a transaction of its own, as a failed batch is written again: its result,
+/// and how long its statements and its commit took.
+fn write_one(conn: &mut Connection, op: &Op) -> (Result<Done>, Duration, Duration) {
     let start = Instant::now();
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let mut results = Vec::new();
-    for op in ops {
-        match apply(&tx, op) {
-            // Dropping `tx` rolls the batch back.
-            Err(e) if !is_refusal(&e) => return Err(e),
-            r => results.push(r),
-        }
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return (Err(db_err(e)), Duration::ZERO, Duration::ZERO),
+    };
+    let result = apply(&tx, op);
+    if matches!(&result, Err(e) if !is_refusal(e)) {
+        // Dropping `tx` rolls the op back.
+        return (result, start.elapsed(), Duration::ZERO);
     }
     let applied = Instant::now();
-    tx.commit().map_err(db_err)?;
-    Ok(Written {
-        results,
-        wait: Duration::ZERO,
-        apply: applied - start,
-        commit: applied.elapsed(),
-    })
+    let result = tx.commit().map_err(db_err).and(result);
+    (result, applied - start, applied.elapsed())
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
