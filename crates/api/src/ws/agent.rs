@@ -21,7 +21,7 @@ use super::ahead::{self, Ahead};
 use super::shared::Encoded;
 use super::{
     classify, close, encode, frame_error, lanes, on_burst, send_close, send_json, send_text,
-    Batched, Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
+    take_ready, Batched, Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
 };
 use crate::auth::{self, CurrentAgent, Via};
 use crate::error::{ApiError, ApiResult};
@@ -196,8 +196,9 @@ impl Session {
         let mut counts_tick = tokio::time::interval(Duration::from_millis(250));
         let mut last_seen = Instant::now();
         loop {
-            // Everything the last turn queued goes out at once (see `Batched`).
-            if !tx.flush_queued().await {
+            // Everything the last turn queued, and what came meanwhile, goes out at once
+            // (see `Batched`, `take_ready`).
+            if !Box::pin(take_ready(self, tx, conn)).await || !tx.flush_queued().await {
                 return;
             }
             let held = self.ahead.deadline();
@@ -213,12 +214,8 @@ impl Session {
                     Incoming::Violation => return send_close(tx, close::POLICY, "text frames up to 64 KiB").await,
                     Incoming::Closed => return,
                 },
-                Some(out) = self.replies.recv() => {
-                    if !send_json(tx, &out).await { return }
-                    while let Some(out) = self.replies.try_recv() {
-                        if !send_json(tx, &out).await { return }
-                    }
-                }
+                // The replies behind it are taken with `take_ready`.
+                Some(out) = self.replies.recv() => if !send_json(tx, &out).await { return },
                 ev = conn.recv() => if !Box::pin(on_burst(self, tx, conn, ev)).await { return },
                 _ = ahead::wait(held) => {
                     for id in self.ahead.expired(Instant::now()) {
@@ -338,9 +335,12 @@ impl Session {
 }
 
 impl OnEvents for Session {
-    type Resync = AgentServerFrame;
+    type Frame = AgentServerFrame;
     fn resync() -> AgentServerFrame {
         AgentServerFrame::Resync
+    }
+    fn replies(&mut self) -> &mut Replies<AgentServerFrame> {
+        &mut self.replies
     }
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(

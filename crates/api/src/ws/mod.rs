@@ -134,9 +134,12 @@ pub const BURST: usize = 64;
 /// What a socket's session does with the registry's events (the agent's and the visitor's
 /// differ only in these).
 pub(crate) trait OnEvents {
+    /// The frames the socket sends.
+    type Frame: Serialize;
     /// Tells the client it missed events and must fetch again.
-    type Resync: Serialize;
-    fn resync() -> Self::Resync;
+    fn resync() -> Self::Frame;
+    /// Frames handed back by work done off the loop (acks of sends).
+    fn replies(&mut self) -> &mut Replies<Self::Frame>;
     /// Handles one event; false when the socket must close.
     async fn on_event<S: Sink<WsMessage> + Unpin>(
         &mut self,
@@ -144,6 +147,27 @@ pub(crate) trait OnEvents {
         conn: &Connection<crate::events::HubEvent>,
         event: &Arc<crate::events::HubEvent>,
     ) -> bool;
+}
+
+/// Queues what is ready now, before the loop flushes and waits again: the replies and the
+/// events that came while it handled its last branch. A send's ack and its own entry are
+/// ready together (the send's task publishes the entry, then hands back the ack); when the
+/// loop took one per turn, each went out with a flush, a `send` and a wake-up of the
+/// client of its own (docs/performance.md, round 25). False when the socket must close.
+pub(crate) async fn take_ready<H: OnEvents, S: Sink<WsMessage> + Unpin>(
+    session: &mut H,
+    tx: &mut Batched<S>,
+    conn: &mut Connection<crate::events::HubEvent>,
+) -> bool {
+    while let Some(out) = session.replies().try_recv() {
+        if !send_json(tx, &out).await {
+            return false;
+        }
+    }
+    match conn.try_recv() {
+        Some(first) => on_burst(session, tx, conn, first).await,
+        None => true,
+    }
 }
 
 /// Handles `first` and the events queued behind it (at most [`BURST`]), in order; the loop
@@ -284,6 +308,9 @@ pub fn frame_error(e: &serde_json::Error) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{HubEvent, Typist};
+    use confab_domain::ConversationId;
+    use confab_realtime::{Registry, Topic};
     use std::convert::Infallible;
 
     /// A socket that records what reaches the connection: each flush is one write.
@@ -336,6 +363,78 @@ mod tests {
         assert_eq!(tx.sink.writes, vec![expected]);
         assert!(tx.flush_queued().await);
         assert_eq!(tx.sink.writes.len(), 1, "no second write for nothing");
+    }
+
+    /// A socket session that sends each event's typing flag and hands back its replies.
+    #[derive(Default)]
+    struct Echo {
+        replies: Replies<serde_json::Value>,
+    }
+
+    impl OnEvents for Echo {
+        type Frame = serde_json::Value;
+        fn resync() -> serde_json::Value {
+            serde_json::json!("resync")
+        }
+        fn replies(&mut self) -> &mut Replies<serde_json::Value> {
+            &mut self.replies
+        }
+        async fn on_event<S: Sink<WsMessage> + Unpin>(
+            &mut self,
+            tx: &mut Batched<S>,
+            _: &Connection<HubEvent>,
+            event: &Arc<HubEvent>,
+        ) -> bool {
+            match &**event {
+                HubEvent::Typing { typing, .. } => {
+                    send_json(tx, &serde_json::json!({ "typing": typing })).await
+                }
+                _ => true,
+            }
+        }
+    }
+
+    fn typing(on: bool) -> Arc<HubEvent> {
+        Arc::new(HubEvent::Typing {
+            conversation_id: ConversationId(1),
+            typist: Typist::Visitor,
+            typing: on,
+            note: false,
+        })
+    }
+
+    /// A send's ack and the event of its own entry are ready together; they go out with the
+    /// loop's one flush, not one turn and one write each.
+    #[tokio::test]
+    async fn replies_and_events_ready_together_go_out_with_one_flush() {
+        let registry = Registry::<HubEvent>::new(16);
+        let mut conn = registry.connect(None);
+        conn.subscribe(Topic::Conversation(ConversationId(1)));
+        let mut session = Echo::default();
+        let mut tx = Batched::new(Wire::default());
+
+        assert!(take_ready(&mut session, &mut tx, &mut conn).await);
+        assert!(tx.flush_queued().await);
+        assert!(tx.sink.writes.is_empty(), "nothing ready, nothing written");
+
+        let acks = session.replies().sender();
+        registry.deliver(typing(true));
+        acks.send(Box::new(serde_json::json!("ack 1"))).unwrap();
+        acks.send(Box::new(serde_json::json!("ack 2"))).unwrap();
+        registry.deliver(typing(false));
+        assert!(take_ready(&mut session, &mut tx, &mut conn).await);
+        assert!(tx.sink.writes.is_empty(), "queued, not yet written");
+        assert!(tx.flush_queued().await);
+        assert_eq!(
+            tx.sink.writes,
+            vec![vec![
+                r#""ack 1""#.to_string(),
+                r#""ack 2""#.to_string(),
+                r#"{"typing":true}"#.to_string(),
+                r#"{"typing":false}"#.to_string(),
+            ]]
+        );
+        assert!(conn.try_recv().is_none(), "every ready event was taken");
     }
 
     #[tokio::test]

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use super::ahead::{self, Ahead};
 use super::{
-    classify, close, frame_error, lanes, on_burst, owned_headers, send_close, send_json, Batched,
-    Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
+    classify, close, frame_error, lanes, on_burst, owned_headers, send_close, send_json,
+    take_ready, Batched, Incoming, OnEvents, Replies, ReplyTx, MAX_FRAME,
 };
 use crate::auth::{self, CurrentVisitor};
 use crate::error::{ApiError, ApiResult};
@@ -158,8 +158,9 @@ async fn run(
     heartbeat.tick().await;
     let mut last_seen = Instant::now();
     loop {
-        // Everything the last turn queued goes out at once (see `Batched`).
-        if !tx.flush_queued().await {
+        // Everything the last turn queued, and what came meanwhile, goes out at once (see
+        // `Batched`, `take_ready`).
+        if !Box::pin(take_ready(&mut s, &mut tx, &mut conn)).await || !tx.flush_queued().await {
             break;
         }
         let held = s.ahead.deadline();
@@ -173,15 +174,8 @@ async fn run(
                 Incoming::Violation => { send_close(&mut tx, close::POLICY, "text frames up to 64 KiB").await; break; }
                 Incoming::Closed => break,
             },
-            Some(out) = s.replies.recv() => {
-                if !send_json(&mut tx, &out).await { break }
-                let mut ok = true;
-                while let Some(out) = s.replies.try_recv() {
-                    ok = send_json(&mut tx, &out).await;
-                    if !ok { break }
-                }
-                if !ok { break }
-            }
+            // The replies behind it are taken with `take_ready`.
+            Some(out) = s.replies.recv() => if !send_json(&mut tx, &out).await { break },
             ev = conn.recv() => if !Box::pin(on_burst(&mut s, &mut tx, &mut conn, ev)).await { break },
             _ = ahead::wait(held) => {
                 let mut ok = true;
@@ -345,9 +339,12 @@ impl Session {
 }
 
 impl OnEvents for Session {
-    type Resync = VisitorServerFrame;
+    type Frame = VisitorServerFrame;
     fn resync() -> VisitorServerFrame {
         VisitorServerFrame::Resync
+    }
+    fn replies(&mut self) -> &mut Replies<VisitorServerFrame> {
+        &mut self.replies
     }
 
     async fn on_event<S: Sink<WsMessage> + Unpin>(
