@@ -198,7 +198,7 @@ impl Session {
         loop {
             // Everything the last turn queued, and what came meanwhile, goes out at once
             // (see `Batched`, `take_ready`).
-            if !Box::pin(take_ready(self, tx, conn)).await || !tx.flush_queued().await {
+            if !take_ready(self, tx, conn).await || !tx.flush_queued().await {
                 return;
             }
             let held = self.ahead.deadline();

@@ -165,7 +165,8 @@ pub(crate) async fn take_ready<H: OnEvents, S: Sink<WsMessage> + Unpin>(
         }
     }
     match conn.try_recv() {
-        Some(first) => on_burst(session, tx, conn, first).await,
+        // Boxed, as the loops box it: only a turn with events pays for the room it takes.
+        Some(first) => Box::pin(on_burst(session, tx, conn, first)).await,
         None => true,
     }
 }

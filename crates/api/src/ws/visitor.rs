@@ -160,7 +160,7 @@ async fn run(
     loop {
         // Everything the last turn queued, and what came meanwhile, goes out at once (see
         // `Batched`, `take_ready`).
-        if !Box::pin(take_ready(&mut s, &mut tx, &mut conn)).await || !tx.flush_queued().await {
+        if !take_ready(&mut s, &mut tx, &mut conn).await || !tx.flush_queued().await {
             break;
         }
         let held = s.ahead.deadline();
